@@ -1,0 +1,1 @@
+"""Vision: image intake, quality gate, calibration card, measurement, ONNX models."""

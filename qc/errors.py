@@ -1,0 +1,133 @@
+"""One exception tree for all of Kipimo.
+
+Domain code raises these; only ``service`` turns them into HTTP responses
+(one handler, see ``service/errors.py``) and the CLI into exit messages.
+
+    KipimoError
+    ├── InvalidInput               422  one or more Problem(field, reason)
+    │   ├── StandardInvalid        422  a standard document fails validation
+    │   └── SubmissionInvalid      422  a record does not fit its standard
+    ├── ImageRejected              422  a photo cannot be used at all
+    │   ├── UnsupportedImageType   415  not JPEG/PNG/WebP (HEIC named as such)
+    │   ├── ImageTooLarge          413  above the pixel limit
+    │   └── CorruptImage           422  truncated or undecodable
+    ├── PayloadTooLarge            413  request body above the size limit
+    ├── NotFound                   404  missing, or not visible to the caller
+    ├── Conflict                   409  same id or version, different content
+    ├── AuthenticationFailed       401  no or unknown token
+    ├── PermissionDenied           403  role may not do this
+    └── ModelError                 500-class problems with a model file
+        ├── ModelNotInstalled      a standard names a model that is not present
+        └── ModelHashMismatch      the ONNX file is not the one its card names
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "KipimoError",
+    "Problem",
+    "InvalidInput",
+    "StandardInvalid",
+    "SubmissionInvalid",
+    "ImageRejected",
+    "UnsupportedImageType",
+    "ImageTooLarge",
+    "CorruptImage",
+    "PayloadTooLarge",
+    "NotFound",
+    "Conflict",
+    "AuthenticationFailed",
+    "PermissionDenied",
+    "ModelError",
+    "ModelNotInstalled",
+    "ModelHashMismatch",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (dotted path) and why."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+class KipimoError(Exception):
+    """Base of every error Kipimo raises on purpose."""
+
+    status_code = 400
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems: list[Problem] = list(problems or [])
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        return self.message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class InvalidInput(KipimoError):
+    status_code = 422
+
+
+class StandardInvalid(InvalidInput):
+    pass
+
+
+class SubmissionInvalid(InvalidInput):
+    pass
+
+
+class ImageRejected(KipimoError):
+    status_code = 422
+
+
+class UnsupportedImageType(ImageRejected):
+    status_code = 415
+
+
+class ImageTooLarge(ImageRejected):
+    status_code = 413
+
+
+class CorruptImage(ImageRejected):
+    status_code = 422
+
+
+class PayloadTooLarge(KipimoError):
+    status_code = 413
+
+
+class NotFound(KipimoError):
+    status_code = 404
+
+
+class Conflict(KipimoError):
+    status_code = 409
+
+
+class AuthenticationFailed(KipimoError):
+    status_code = 401
+
+
+class PermissionDenied(KipimoError):
+    status_code = 403
+
+
+class ModelError(KipimoError):
+    status_code = 500
+
+
+class ModelNotInstalled(ModelError):
+    status_code = 422
+
+
+class ModelHashMismatch(ModelError):
+    status_code = 500

@@ -1,0 +1,1 @@
+"""The edges: HTTP API, database, photo store, CLI and web app."""
