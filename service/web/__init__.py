@@ -1,0 +1,11 @@
+"""Web front ends served by the API process (technician app, dashboards)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.settings import Settings
+
+
+def mount_web(app: FastAPI, settings: Settings) -> None:
+    """Attach the web apps to ``app``. Called once by ``create_app``."""
