@@ -1,0 +1,125 @@
+"""Standards: shipped files validate, bad documents name the file and field, hashes identify content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qc.errors import StandardInvalid
+from qc.records import canonical_json, sha256_hex
+from qc.standards import DecisionRule, DimensionCheck, ModelCheck, Severity, parse_standard
+from service.checklists import load_shipped_standards, load_standard_file
+
+CHECKLISTS = Path(__file__).resolve().parents[3] / "checklists"
+
+
+def minimal(**overrides):
+    doc = {
+        "product": "widget",
+        "name": "Widget",
+        "version": 1,
+        "items": [{"id": "ok", "prompt": "Looks fine", "type": "boolean", "pass_if": True}],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_shipped_standards_cover_the_seed_products():
+    products = {s.product for s in load_shipped_standards(CHECKLISTS)}
+    assert {"face-shield-visor", "spare-part-bracket", "enzyme-batch", "magnetic-tile"} <= products
+
+
+def test_library_items_are_included_before_own_items():
+    visor = load_standard_file(CHECKLISTS / "face-shield-visor" / "v1.yaml")
+    ids = [i.id for i in visor.items]
+    assert ids[:4] == ["material_lot", "operator_trained", "cleaned", "labelled"]
+    assert "thickness" in ids
+
+
+def test_spare_part_has_hole_checks_with_guarded_rule():
+    part = load_standard_file(CHECKLISTS / "spare-part-bracket" / "v1.yaml")
+    checks = {c.id: c for p in part.photos for c in p.checks}
+    hole = checks["screw_hole_1"]
+    assert isinstance(hole, DimensionCheck)
+    assert hole.limits == pytest.approx((6.05, 6.35))
+    assert hole.decision_rule is DecisionRule.GUARDED
+    assert checks["hole_count"].limits == (2, 2)
+
+
+def test_magnetic_tile_names_its_model_exactly():
+    tile = load_standard_file(CHECKLISTS / "magnetic-tile" / "v1.yaml")
+    check = tile.photos[0].checks[0]
+    assert isinstance(check, ModelCheck)
+    assert check.model == "magnetic-tile-surface@1"
+    assert check.severity is Severity.CRITICAL
+
+
+def test_hash_is_sha256_of_rfc8785_canonical_document():
+    std = parse_standard(minimal())
+    # Independent canonical form, written by hand: keys sorted, no whitespace.
+    doc = std.to_document()
+    assert canonical_json(doc).startswith(b'{"capture":{"jpeg_quality":0.9,"location":false,"long_side":3000}')
+    assert std.sha256 == sha256_hex(canonical_json(doc))
+
+
+def test_key_order_and_yaml_formatting_do_not_change_the_hash():
+    a = parse_standard(minimal())
+    b = parse_standard("items:\n- {type: boolean, pass_if: true, prompt: Looks fine, id: ok}\n"
+                       "version: 1\nname: Widget\nproduct: widget\n")
+    assert a.sha256 == b.sha256
+
+
+def test_any_content_change_changes_the_hash():
+    a = parse_standard(minimal())
+    b = parse_standard(minimal(name="Widget!"))
+    assert a.sha256 != b.sha256
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        ({"product": "Bad Name"}, "product", "pattern"),
+        ({"version": 0}, "version", "greater than or equal to 1"),
+        ({"items": [{"id": "n", "prompt": "N", "type": "number"}]}, "items[0:n]", "needs a 'unit'"),
+        ({"items": [{"id": "c", "prompt": "C", "type": "choice"}]}, "items[0:c]", "needs 'options'"),
+        ({"items": [{"id": "c", "prompt": "C", "type": "choice", "options": ["a"], "pass_if": ["b"]}]},
+         "items[0:c]", "not in 'options'"),
+        ({"items": [{"id": "x", "prompt": "X", "type": "boolean", "colour": "red"}]}, "items[0:x].colour",
+         "Extra inputs"),
+        ({"items": [], "photos": [{"id": "p", "prompt": "P", "checks": [
+            {"id": "d", "kind": "dimension", "feature": "length", "nominal": 10, "tolerance": [0.1, -0.1]}]}]},
+         "photos[0:p].checks[0:d]", "lower deviation is above upper"),
+        ({"items": [], "photos": [{"id": "p", "prompt": "P", "checks": [
+            {"id": "d", "kind": "dimension", "feature": "girth", "min": 1}]}]},
+         "photos[0:p].checks[0:d].feature", "Input should be"),
+        ({"items": [], "photos": [{"id": "p", "prompt": "P", "checks": [
+            {"id": "m", "kind": "model", "model": "tile"}]}]}, "photos[0:p].checks[0:m].model", "pattern"),
+        ({"items": [], "photos": [{"id": "p", "prompt": "P", "card": False, "checks": [
+            {"id": "d", "kind": "dimension", "feature": "length", "min": 1}]}]}, "photos[0:p]", "calibration card"),
+        ({"items": [{"id": "a", "prompt": "A", "type": "text"}, {"id": "a", "prompt": "B", "type": "text"}]},
+         "", "duplicate check/item ids: ['a']"),
+        ({"supersedes": 3}, "", "cannot supersede"),
+    ],
+)
+def test_invalid_documents_name_the_field_and_the_problem(overrides, field, fragment):
+    with pytest.raises(StandardInvalid) as exc:
+        parse_standard(minimal(**overrides), source="checklists/widget/v1.yaml")
+    assert str(exc.value).startswith("checklists/widget/v1.yaml")
+    assert any(p.field == field and fragment in p.reason for p in exc.value.problems), exc.value.problems
+
+
+def test_unknown_include_lists_the_known_sets():
+    with pytest.raises(StandardInvalid) as exc:
+        parse_standard(minimal(include=["nope"]), library={"traceability": {"items": []}})
+    assert "no library set 'nope'" in exc.value.problems[0].reason
+    assert "traceability" in exc.value.problems[0].reason
+
+
+def test_file_name_must_match_declared_version(tmp_path):
+    (tmp_path / "_library").mkdir()
+    path = tmp_path / "widget" / "v2.yaml"
+    path.parent.mkdir()
+    path.write_text("product: widget\nname: W\nversion: 1\nitems: [{id: a, prompt: A, type: text}]\n")
+    with pytest.raises(StandardInvalid, match="v2.yaml"):
+        load_standard_file(path)
