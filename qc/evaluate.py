@@ -198,7 +198,9 @@ def _evaluate_item(item: Item, value: Any) -> CheckResult:
     return CheckResult(status=CheckStatus.PASS if ok else CheckStatus.FAIL, accepted=accepted, message=message, **base)
 
 
-def _evaluate_photo_check(slot: PhotoSlot, check: DimensionCheck | ModelCheck, photo: PhotoFindings | None) -> CheckResult:
+def _evaluate_photo_check(
+    slot: PhotoSlot, check: DimensionCheck | ModelCheck, photo: PhotoFindings | None
+) -> CheckResult:
     base: dict[str, Any] = dict(check_id=check.id, kind=check.kind, slot=slot.id, severity=check.severity)
     if isinstance(check, DimensionCheck):
         base.update(unit=check.unit, lower=check.limits[0], upper=check.limits[1])

@@ -28,8 +28,8 @@ def load_standard_file(path: Path, *, checklists_dir: Path | None = None) -> Sta
     standard = parse_standard(_read_yaml(path), source=str(path), library=library)
     expected = f"v{standard.version}"
     if path.stem.startswith("v") and path.stem != expected:
-        raise StandardInvalid(f"{path}: invalid standard",
-                              [Problem("version", f"file is named {path.name} but declares version {standard.version}")])
+        problem = Problem("version", f"file is named {path.name} but declares version {standard.version}")
+        raise StandardInvalid(f"{path}: invalid standard", [problem])
     return standard
 
 
