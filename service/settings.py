@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     max_pixels: int = 50_000_000
     max_body_bytes: int = 40 * 1024 * 1024
     onnx_threads: int = 1
+    # KIPIMO_VISION=off: photos are only checked (type, size, integrity from the header), not
+    # inspected; photo checks come out inconclusive. For ingest benchmarks and bulk imports.
+    vision: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -1,0 +1,336 @@
+"""The calibration card: one design, defined here, and its detector.
+
+The card is a ring of ArUco markers (DICT_4X4_100) around a plain white
+measuring area, a card id, and a 100 mm check ruler. The same design comes in
+three paper sizes; each size uses its own block of marker ids, so the detector
+knows which card it sees from the markers alone. Card coordinates are mm with
+the origin at the card's top-left corner, x to the right, y down.
+
+``detect_card`` finds the markers, fits the homography image -> card (mm),
+and reports the reprojection error, the scale on the card (px/mm) and the
+viewing tilt (from the homography with an estimated focal length).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "PAPERS", "CardLayout", "CardDetection", "card_layout", "layout_for_ids",
+    "render_card", "detect_card", "PRINT_SCALE_TOLERANCE", "PRINT_INSTRUCTIONS",
+]
+
+# Paper sizes, portrait (mm), and the printer margin the card stays inside.
+PAPERS: dict[str, tuple[float, float]] = {"a4": (210.0, 297.0), "letter": (215.9, 279.4),
+                                          "a5": (148.0, 210.0)}
+_MARGIN_MM = 8.0
+_ARUCO_DICT = cv2.aruco.DICT_4X4_100
+_MARKER_CELLS = 6  # 4x4 bits + 1 cell black border each side
+_IDS_PER_CARD = 16
+_ID_BASE = {"a4": 0, "letter": 16, "a5": 32}
+# Relative scale error the user accepts when checking the 100 mm ruler (±0.2 mm).
+PRINT_SCALE_TOLERANCE = 0.002
+PRINT_INSTRUCTIONS = (
+    "Print at 100 % scale ('actual size'; turn off 'fit to page'), on matte paper. "
+    "Check the 100 mm ruler with a steel rule: it must measure 100.0 ± 0.2 mm, else adjust "
+    "the printer and print again. Keep the card flat and clean; do not laminate (glare)."
+)
+
+
+@dataclass(frozen=True)
+class CardLayout:
+    card_id: str
+    paper: str
+    width: float  # card size, mm
+    height: float
+    marker_size: float
+    markers: tuple[tuple[int, float, float], ...]  # (aruco id, x, y of top-left corner), mm
+    area: tuple[float, float, float, float]  # measuring area x0, y0, x1, y1, mm
+    ruler: tuple[float, float, float]  # x start, x end, y of the ruler baseline, mm
+
+    @property
+    def ids(self) -> frozenset[int]:
+        return frozenset(m[0] for m in self.markers)
+
+    def marker_corners(self, marker_id: int) -> np.ndarray:
+        """4x2 corners in card mm, in ArUco order (TL, TR, BR, BL)."""
+        for mid, x, y in self.markers:
+            if mid == marker_id:
+                s = self.marker_size
+                return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], np.float64)
+        raise KeyError(marker_id)
+
+    @property
+    def area_size(self) -> tuple[float, float]:
+        x0, y0, x1, y1 = self.area
+        return x1 - x0, y1 - y0
+
+
+@cache
+def card_layout(paper: str = "a4") -> CardLayout:
+    if paper not in PAPERS:
+        raise ValueError(f"paper must be one of {', '.join(PAPERS)}; got {paper!r}")
+    pw, ph = PAPERS[paper]
+    w, h = pw - 2 * _MARGIN_MM, ph - 2 * _MARGIN_MM
+    s = 12.0 if paper == "a5" else 16.0
+    base = _ID_BASE[paper]
+    pos: list[tuple[float, float]] = [(0, 0), ((w - s) / 2, 0), (w - s, 0)]  # top row
+    rows = 5
+    for i in range(1, rows - 1):  # side columns between the corners
+        y = i * (h - s) / (rows - 1)
+        pos += [(0, y), (w - s, y)]
+    pos += [(0, h - s), (w - s, h - s)]  # bottom corners; the ruler runs between them
+    markers = tuple((base + i, round(x, 3), round(y, 3)) for i, (x, y) in enumerate(pos))
+    gap = 4.0
+    area = (s + gap, s + gap, w - s - gap, h - s - gap)
+    ruler = ((w - 100.0) / 2, (w + 100.0) / 2, h - s / 2)
+    return CardLayout(f"KIPIMO-{paper.upper()}-1", paper, w, h, s, markers, area, ruler)
+
+
+def layout_for_ids(ids: np.ndarray | list[int]) -> CardLayout | None:
+    """The card whose id block holds most of the detected markers."""
+    best, best_n = None, 0
+    for paper in PAPERS:
+        lay = card_layout(paper)
+        n = sum(1 for i in ids if int(i) in lay.ids)
+        if n > best_n:
+            best, best_n = lay, n
+    return best
+
+
+@cache
+def _dictionary() -> cv2.aruco.Dictionary:
+    return cv2.aruco.getPredefinedDictionary(_ARUCO_DICT)
+
+
+def _marker_bits(marker_id: int) -> np.ndarray:
+    img = cv2.aruco.generateImageMarker(_dictionary(), marker_id, _MARKER_CELLS, borderBits=1)
+    return img > 127  # True = white cell
+
+
+def _coverage(a: float, b: float, n: int) -> tuple[int, np.ndarray]:
+    """Fraction of each pixel k (covering [k, k+1)) inside [a, b]: first index, weights."""
+    k0 = max(0, int(math.floor(a)))
+    k1 = min(n, int(math.ceil(b)))
+    if k1 <= k0:
+        return k0, np.zeros(0)
+    k = np.arange(k0, k1, dtype=np.float64)
+    return k0, np.clip(np.minimum(b, k + 1) - np.maximum(a, k), 0.0, 1.0)
+
+
+def _fill_rect(canvas: np.ndarray, x0: float, y0: float, x1: float, y1: float, value: int) -> None:
+    """Axis-aligned rectangle with exact area coverage at its edges (pixel k spans
+    [k, k+1), so a pixel centre sits at k + 0.5). OpenCV's anti-aliased polygons
+    are off by up to a pixel, too much for a calibration target."""
+    h, w = canvas.shape[:2]
+    cx, wx = _coverage(x0, x1, w)
+    cy, wy = _coverage(y0, y1, h)
+    if not len(wx) or not len(wy):
+        return
+    cov = np.outer(wy, wx)
+    region = canvas[cy : cy + len(wy), cx : cx + len(wx)].astype(np.float64)
+    if region.ndim == 3:
+        cov = cov[..., None]
+    canvas[cy : cy + len(wy), cx : cx + len(wx)] = np.round(region * (1 - cov) + value * cov).astype(canvas.dtype)
+
+
+def draw_card(canvas: np.ndarray, layout: CardLayout, px_per_mm: float,
+              origin: tuple[float, float] = (0.0, 0.0), *, text: bool = True) -> None:
+    """Draw the card onto a white grey-level ``canvas`` (in place) at ``px_per_mm``."""
+    ox, oy = origin
+
+    def p(x: float, y: float) -> tuple[float, float]:
+        return (ox + x) * px_per_mm, (oy + y) * px_per_mm
+
+    cell = layout.marker_size / _MARKER_CELLS
+    for mid, mx, my in layout.markers:
+        bits = _marker_bits(mid)
+        for r in range(_MARKER_CELLS):
+            for c in range(_MARKER_CELLS):
+                if not bits[r, c]:
+                    x0, y0 = p(mx + c * cell, my + r * cell)
+                    x1, y1 = p(mx + (c + 1) * cell, my + (r + 1) * cell)
+                    _fill_rect(canvas, x0, y0, x1, y1, 0)
+    # 100 mm check ruler: baseline and ticks every mm (5 and 10 mm longer).
+    rx0, rx1, ry = layout.ruler
+    lw = 0.25
+    _fill_rect(canvas, *p(rx0 - lw / 2, ry - lw / 2), *p(rx1 + lw / 2, ry + lw / 2), 0)
+    for k in range(101):
+        tl = 4.0 if k % 10 == 0 else (2.5 if k % 5 == 0 else 1.5)
+        x = rx0 + k
+        _fill_rect(canvas, *p(x - lw / 2, ry - tl), *p(x + lw / 2, ry), 0)
+    # Corner ticks around the measuring area (outside it, so segmentation never sees them).
+    ax0, ay0, ax1, ay1 = layout.area
+    t = 0.4
+    for cx, dx in ((ax0, -1), (ax1, 1)):
+        for cy, dy in ((ay0, -1), (ay1, 1)):
+            px_, py_ = cx + dx * 2, cy + dy * 2  # 2 mm outside the area's corner
+            xa, xb = sorted((px_, px_ - dx * 6))
+            ya, yb = sorted((py_, py_ - dy * 6))
+            _fill_rect(canvas, *p(xa, py_ - t / 2), *p(xb, py_ + t / 2), 150)
+            _fill_rect(canvas, *p(px_ - t / 2, ya), *p(px_ + t / 2, yb), 150)
+    if text and px_per_mm >= 4:
+        scale = px_per_mm * 0.11
+        thick = max(1, round(px_per_mm * 0.25))
+        lines = [(f"{layout.card_id}   measuring area {layout.area_size[0]:.0f} x "
+                  f"{layout.area_size[1]:.0f} mm", layout.marker_size * 0.45),
+                 ("Print at 100 % (actual size), matte paper. Ruler must read 100.0 +/- 0.2 mm.",
+                  layout.marker_size * 0.85)]
+        for txt, y in lines:
+            org = p(layout.marker_size + 3, y)
+            cv2.putText(canvas, txt, (round(org[0]), round(org[1])), cv2.FONT_HERSHEY_SIMPLEX,
+                        scale * 0.35, 90, thick, cv2.LINE_AA)
+        for k in (0, 50, 100):
+            label = f"{k} mm" if k == 100 else str(k)
+            fs = scale * 0.3
+            (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, fs, thick)
+            org = p(rx0 + k, ry - 5)
+            cv2.putText(canvas, label, (round(org[0] - (tw / 2 if k < 100 else tw * 0.15)),
+                                        round(org[1])),
+                        cv2.FONT_HERSHEY_SIMPLEX, fs, 60, thick, cv2.LINE_AA)
+
+
+def render_card(paper: str = "a4", dpi: float = 300.0) -> tuple[np.ndarray, CardLayout, tuple[float, float]]:
+    """The printable page (grey uint8) at ``dpi``; also the layout and the card's
+    offset on the page in mm (the card is centred on the paper)."""
+    layout = card_layout(paper)
+    pw, ph = PAPERS[paper]
+    ppm = dpi / 25.4
+    page = np.full((round(ph * ppm), round(pw * ppm)), 255, np.uint8)
+    origin = ((pw - layout.width) / 2, (ph - layout.height) / 2)
+    draw_card(page, layout, ppm, origin)
+    return page, layout, origin
+
+
+@dataclass(frozen=True)
+class CardDetection:
+    found: bool
+    layout: CardLayout | None
+    marker_ids: tuple[int, ...]
+    homography: np.ndarray | None  # 3x3, image px -> card mm
+    reprojection_px: float  # RMS distance of marker corners, image px
+    reprojection_mm: float
+    px_per_mm: float  # image scale at the centre of the measuring area
+    tilt_deg: float  # angle between the camera axis and the card normal
+    corners: dict[int, np.ndarray]  # marker id -> 4x2 image px
+
+    @property
+    def markers_found(self) -> int:
+        return len(self.marker_ids)
+
+    @property
+    def inverse(self) -> np.ndarray:
+        assert self.homography is not None
+        return np.linalg.inv(self.homography)
+
+
+_NOT_FOUND = CardDetection(False, None, (), None, float("nan"), float("nan"), 0.0, float("nan"), {})
+
+
+def _detector() -> cv2.aruco.ArucoDetector:
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    params.adaptiveThreshWinSizeMax = 53
+    return cv2.aruco.ArucoDetector(_dictionary(), params)
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def detect_card(image: np.ndarray, *, max_detect_side: int = 1600) -> CardDetection:
+    """Find the card in a BGR or grey photo; markers are searched on a reduced
+    copy (fast) and their corners refined at full resolution (accurate)."""
+    gray = _to_gray(image)
+    h, w = gray.shape
+    f = min(1.0, max_detect_side / max(h, w))
+    small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
+    corners, ids, _ = _detector().detectMarkers(small)
+    if ids is None or len(ids) == 0:
+        return _NOT_FOUND
+    layout = layout_for_ids(ids.ravel())
+    if layout is None:
+        return _NOT_FOUND
+    found: dict[int, np.ndarray] = {}
+    for c, i in zip(corners, ids.ravel(), strict=True):
+        if int(i) in layout.ids and int(i) not in found:
+            found[int(i)] = c.reshape(4, 2).astype(np.float64) / f  # approx. full-res px
+    if len(found) < 2:
+        return _NOT_FOUND
+    img_pts = np.concatenate([found[i] for i in sorted(found)]).astype(np.float32)
+    card_pts = np.concatenate([layout.marker_corners(i) for i in sorted(found)])
+    # Refine at full resolution; the window scales with the marker's size in pixels.
+    side = float(np.median([np.linalg.norm(c[0] - c[1]) for c in found.values()]))
+    win = int(np.clip(side / _MARKER_CELLS * 0.4, 2, 12))
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.01)
+    cv2.cornerSubPix(gray, img_pts.reshape(-1, 1, 2), (win, win), (-1, -1), crit)
+    img_pts64 = img_pts.astype(np.float64)
+    if len(found) < 2 or len(img_pts64) < 8:
+        return _NOT_FOUND
+    H, mask = cv2.findHomography(img_pts64, card_pts, cv2.RANSAC, 1.0)
+    if H is None:
+        return _NOT_FOUND
+    inl = mask.ravel().astype(bool)
+    H, _ = cv2.findHomography(img_pts64[inl], card_pts[inl], 0)
+    Hinv = np.linalg.inv(H)
+    proj = cv2.perspectiveTransform(card_pts.reshape(-1, 1, 2), Hinv).reshape(-1, 2)
+    err_px = float(np.sqrt(np.mean(np.sum((proj - img_pts64) ** 2, axis=1)[inl])))
+    ax0, ay0, ax1, ay1 = layout.area
+    ppm = local_scale(Hinv, ((ax0 + ax1) / 2, (ay0 + ay1) / 2))
+    ids_sorted = tuple(sorted(found))
+    refined = {i: img_pts64[k * 4 : k * 4 + 4] for k, i in enumerate(ids_sorted)}
+    return CardDetection(True, layout, ids_sorted, H, err_px, err_px / ppm, ppm,
+                         viewing_tilt(Hinv, (w, h)), refined)
+
+
+def local_scale(card_to_img: np.ndarray, at_mm: tuple[float, float]) -> float:
+    """Image px per card mm at a point (geometric mean of the two directions)."""
+    x, y = at_mm
+    pts = np.array([[[x, y]], [[x + 1, y]], [[x, y + 1]]], np.float64)
+    q = cv2.perspectiveTransform(pts, card_to_img).reshape(3, 2)
+    jx, jy = q[1] - q[0], q[2] - q[0]
+    return float(math.sqrt(abs(jx[0] * jy[1] - jx[1] * jy[0])))
+
+
+def viewing_tilt(card_to_img: np.ndarray, image_size: tuple[int, int]) -> float:
+    """Tilt of the card plane to the image plane, degrees.
+
+    The focal length is estimated from the homography (orthonormality of the
+    rotation's first two columns, principal point at the image centre); when
+    the view is nearly frontal that estimate is ill-conditioned, so a typical
+    phone focal length (0.8 x long side) is used instead — the tilt is then
+    small and insensitive to it.
+    """
+    w, h = image_size
+    T = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1]], np.float64)
+    G = T @ card_to_img
+    g1, g2 = G[:, 0], G[:, 1]
+    rows = []
+    rhs = []
+    # unknown a = 1/f^2: a*(x1x2 + y1y2) + z1z2 = 0; a*(|xy1|^2 - |xy2|^2) + z1^2 - z2^2 = 0
+    rows.append(g1[0] * g2[0] + g1[1] * g2[1])
+    rhs.append(-g1[2] * g2[2])
+    rows.append(g1[0] ** 2 + g1[1] ** 2 - g2[0] ** 2 - g2[1] ** 2)
+    rhs.append(-(g1[2] ** 2 - g2[2] ** 2))
+    A = np.array(rows)
+    b = np.array(rhs)
+    f_default = 0.8 * max(w, h)
+    f = f_default
+    denom = float(A @ A)
+    if denom > 0:
+        a = float(A @ b) / denom
+        if a > 0:
+            f_est = 1 / math.sqrt(a)
+            if 0.4 * max(w, h) < f_est < 3 * max(w, h):
+                f = f_est
+    K_inv = np.diag([1 / f, 1 / f, 1.0])
+    r1 = K_inv @ g1
+    r2 = K_inv @ g2
+    n = np.cross(r1 / np.linalg.norm(r1), r2 / np.linalg.norm(r2))
+    n /= np.linalg.norm(n)
+    return float(math.degrees(math.acos(min(1.0, abs(n[2])))))

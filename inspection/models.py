@@ -1,0 +1,409 @@
+"""ONNX model runner: a model is a folder with ``model.onnx`` and ``card.yaml``.
+
+The card (schema in models/README.md) states the task, the input contract and
+how to read the outputs. The ONNX file's SHA-256 is checked against the card on
+load, and every result names ``name@version`` and that hash, so a record proves
+which model judged. Output adapters cover what users bring: Anomalib-style
+exports (image score + anomaly map), classifiers (logits or probabilities) and
+Ultralytics YOLOv8 detection exports (1 x (4+nc) x N, NMS done here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import yaml
+
+from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled, Problem
+from qc.findings import Detection, ModelResult
+
+__all__ = ["LoadedModel", "ModelCard", "ModelOutput", "ModelRegistry", "file_sha256", "load_model"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_TASK_FORMATS = {
+    "anomaly": {"anomaly-score-map"},
+    "classification": {"logits", "probabilities"},
+    "detection": {"yolov8"},
+}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    version: int
+    task: str
+    file: str
+    sha256: str
+    input_name: str
+    layout: str
+    height: int
+    width: int
+    color: str
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: str
+    batch: str
+    output_format: str
+    score_output: str | None
+    map_output: str | None
+    threshold: float | None
+    labels: tuple[str, ...]
+    nms_iou: float
+    nms_confidence: float
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str = "card.yaml") -> ModelCard:
+        problems: list[Problem] = []
+        if not isinstance(doc, dict):
+            raise ModelError(f"{source}: model card must be a mapping")
+        inp = doc.get("input") or {}
+        out = doc.get("output") or {}
+        nms = doc.get("nms") or {}
+
+        def need(ok: bool, where: str, why: str) -> None:
+            if not ok:
+                problems.append(Problem(where, why))
+
+        name = str(doc.get("name", ""))
+        need(bool(_NAME.match(name)), "name", "must match [a-z0-9-]+")
+        need(isinstance(doc.get("version"), int), "version", "must be an integer")
+        task = doc.get("task")
+        need(task in _TASK_FORMATS, "task", "must be anomaly, classification or detection")
+        sha = str(doc.get("sha256", "")).lower()
+        need(bool(re.fullmatch(r"[0-9a-f]{64}", sha)), "sha256", "must be 64 hex digits")
+        fmt = out.get("format")
+        need(fmt in _TASK_FORMATS.get(str(task), set()), "output.format",
+             f"{fmt!r} does not fit task {task!r}")
+        need(inp.get("layout", "NCHW") in ("NCHW", "NHWC"), "input.layout", "must be NCHW or NHWC")
+        need(inp.get("color", "rgb") in ("rgb", "bgr", "gray"), "input.color", "rgb, bgr or gray")
+        need(inp.get("resize", "stretch") in ("stretch", "letterbox", "tiles"), "input.resize",
+             "stretch, letterbox or tiles")
+        need(str(inp.get("batch", "dynamic")) in ("dynamic", "1"), "input.batch", "dynamic or 1")
+        need(isinstance(inp.get("height"), int) and isinstance(inp.get("width"), int),
+             "input.height/width", "must be integers")
+        if task == "anomaly":
+            need(bool(out.get("score")), "output.score", "names the image-score output")
+        if task in ("classification", "detection"):
+            need(bool(doc.get("labels")), "labels", "class names are required")
+        if problems:
+            raise ModelError(f"{source}: invalid model card", problems)
+        channels = 1 if inp.get("color", "rgb") == "gray" else 3
+        mean = tuple(float(x) for x in np.broadcast_to(inp.get("mean", 0.0), (channels,)))
+        std = tuple(float(x) for x in np.broadcast_to(inp.get("std", 1.0), (channels,)))
+        thr = doc.get("threshold")
+        return cls(
+            name=name, version=int(doc["version"]), task=str(task), file=str(doc.get("file", "model.onnx")),
+            sha256=sha, input_name=str(inp.get("name", "")), layout=inp.get("layout", "NCHW"),
+            height=int(inp["height"]), width=int(inp["width"]), color=inp.get("color", "rgb"),
+            scale=float(inp.get("scale", 255.0)), mean=mean, std=std,
+            resize=inp.get("resize", "stretch"), batch=str(inp.get("batch", "dynamic")),
+            output_format=str(fmt), score_output=out.get("score"), map_output=out.get("map"),
+            threshold=None if thr is None else float(thr),
+            labels=tuple(str(x) for x in doc.get("labels") or ()),
+            nms_iou=float(nms.get("iou", 0.45)), nms_confidence=float(nms.get("confidence", 0.25)),
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    result: ModelResult
+    anomaly_map: np.ndarray | None = None  # float32, image-sized (anomaly models only)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class _Geometry:
+    """How one model input maps back to the image (for boxes and maps)."""
+
+    x0: int
+    y0: int
+    sx: float  # image px per model px
+    sy: float
+    pad_x: float = 0.0
+    pad_y: float = 0.0
+
+
+class LoadedModel:
+    """A verified ONNX session plus its card; ``run`` is safe to call from threads."""
+
+    def __init__(self, card: ModelCard, path: Path, sha256: str, session: ort.InferenceSession) -> None:
+        self.card = card
+        self.path = path
+        self.sha256 = sha256
+        self.session = session
+        names = [i.name for i in session.get_inputs()]
+        self.input_name = card.input_name or names[0]
+        if self.input_name not in names:
+            raise ModelError(f"{card.ref}: card names input {self.input_name!r}; model has {names}")
+
+    @property
+    def ref(self) -> str:
+        return self.card.ref
+
+    # -- pre-processing -------------------------------------------------------------
+    def _to_model_color(self, image: np.ndarray) -> np.ndarray:
+        c = self.card.color
+        if image.ndim == 2:
+            return image if c == "gray" else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        if c == "gray":
+            return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if c == "rgb" else image
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, list[_Geometry]]:
+        """Image -> (batch tensor, geometry per batch item)."""
+        card = self.card
+        img = self._to_model_color(image)
+        h, w = img.shape[:2]
+        th, tw = card.height, card.width
+        crops: list[np.ndarray] = []
+        geos: list[_Geometry] = []
+        if card.resize == "tiles" and (h > th or w > tw):
+            ys = _tile_starts(h, th)
+            xs = _tile_starts(w, tw)
+            for y in ys:
+                for x in xs:
+                    crop = img[y : y + th, x : x + tw]
+                    if crop.shape[:2] != (th, tw):
+                        crop = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA)
+                    crops.append(crop)
+                    geos.append(_Geometry(x, y, min(tw, w) / tw, min(th, h) / th))
+        elif card.resize == "letterbox":
+            s = min(tw / w, th / h)
+            nw, nh = max(1, round(w * s)), max(1, round(h * s))
+            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+            resized = cv2.resize(img, (nw, nh), interpolation=interp)
+            px, py = (tw - nw) // 2, (th - nh) // 2
+            canvas = np.full((th, tw) + img.shape[2:], 114, img.dtype)
+            canvas[py : py + nh, px : px + nw] = resized
+            crops.append(canvas)
+            geos.append(_Geometry(0, 0, w / nw, h / nh, px, py))
+        else:
+            interp = cv2.INTER_AREA if (w > tw or h > th) else cv2.INTER_LINEAR
+            crops.append(cv2.resize(img, (tw, th), interpolation=interp))
+            geos.append(_Geometry(0, 0, w / tw, h / th))
+        batch = np.stack(crops).astype(np.float32)
+        if batch.ndim == 3:
+            batch = batch[..., None]
+        batch /= card.scale
+        batch -= np.asarray(card.mean, np.float32)
+        batch /= np.asarray(card.std, np.float32)
+        if card.layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(batch), geos
+
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        if self.card.batch == "dynamic" or len(batch) == 1:
+            outs = self.session.run(None, {self.input_name: batch})
+        else:
+            parts = [self.session.run(None, {self.input_name: batch[i : i + 1]}) for i in range(len(batch))]
+            outs = [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
+        return dict(zip(names, outs, strict=True))
+
+    # -- running --------------------------------------------------------------------
+    def run(self, image: np.ndarray) -> ModelOutput:
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"expected a uint8 BGR or grey image, got {image.dtype} {image.shape}")
+        batch, geos = self.prepare(image)
+        outs = self._infer(batch)
+        fmt = self.card.output_format
+        if fmt == "anomaly-score-map":
+            return self._anomaly(outs, geos, image.shape[:2])
+        if fmt in ("logits", "probabilities"):
+            return self._classify(outs)
+        return self._detect(outs, geos)
+
+    def _base(self, **kw: Any) -> ModelResult:
+        return ModelResult(model=self.ref, sha256=self.sha256, task=self.card.task, **kw)
+
+    def _output(self, outs: dict[str, np.ndarray], name: str | None) -> np.ndarray:
+        if name is None:
+            return next(iter(outs.values()))
+        if name not in outs:
+            raise ModelError(f"{self.ref}: card names output {name!r}; model has {list(outs)}")
+        return outs[name]
+
+    def _anomaly(self, outs: dict[str, np.ndarray], geos: list[_Geometry],
+                 shape: tuple[int, int]) -> ModelOutput:
+        scores = self._output(outs, self.card.score_output).reshape(len(geos), -1)
+        score = float(scores.max())  # a defect anywhere (any tile) makes the photo a defect
+        amap = None
+        if self.card.map_output:
+            maps = self._output(outs, self.card.map_output).astype(np.float32)
+            maps = maps.reshape(len(geos), maps.shape[-2], maps.shape[-1])
+            amap = _paste_maps(maps, geos, shape, (self.card.height, self.card.width))
+        thr = self.card.threshold if self.card.threshold is not None else 0.5
+        label = "defect" if score >= thr else "good"
+        return ModelOutput(self._base(score=score, label=label, threshold=thr), amap)
+
+    def _classify(self, outs: dict[str, np.ndarray]) -> ModelOutput:
+        raw = self._output(outs, self.card.score_output).astype(np.float64)
+        raw = raw.reshape(raw.shape[0], -1)
+        if self.card.output_format == "logits":
+            raw = np.exp(raw - raw.max(axis=1, keepdims=True))
+            raw /= raw.sum(axis=1, keepdims=True)
+        probs = raw.mean(axis=0)
+        if len(probs) != len(self.card.labels):
+            raise ModelError(f"{self.ref}: {len(probs)} outputs but {len(self.card.labels)} labels")
+        top = int(np.argmax(probs))
+        pairs = tuple((lab, float(p)) for lab, p in zip(self.card.labels, probs, strict=True))
+        return ModelOutput(self._base(score=float(probs[top]), label=self.card.labels[top],
+                                      threshold=self.card.threshold, probabilities=pairs))
+
+    def _detect(self, outs: dict[str, np.ndarray], geos: list[_Geometry]) -> ModelOutput:
+        pred = self._output(outs, self.card.score_output)
+        nc = len(self.card.labels)
+        if pred.ndim != 3 or pred.shape[1] != 4 + nc:
+            raise ModelError(f"{self.ref}: expected YOLOv8 output 1x{4 + nc}xN, got {pred.shape}")
+        boxes, scores, classes = [], [], []
+        for b, g in enumerate(geos):
+            p = pred[b].T  # N x (4 + nc)
+            cls = p[:, 4:].argmax(axis=1)
+            conf = p[np.arange(len(p)), 4 + cls]
+            keep = conf >= self.card.nms_confidence
+            p, cls, conf = p[keep], cls[keep], conf[keep]
+            cx, cy, bw, bh = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
+            x1 = (cx - bw / 2 - g.pad_x) * g.sx + g.x0
+            y1 = (cy - bh / 2 - g.pad_y) * g.sy + g.y0
+            boxes.append(np.stack([x1, y1, bw * g.sx, bh * g.sy], axis=1))
+            scores.append(conf)
+            classes.append(cls)
+        xywh = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+        sc = np.concatenate(scores) if scores else np.zeros(0)
+        cl = np.concatenate(classes) if classes else np.zeros(0, int)
+        dets: list[Detection] = []
+        if len(sc):
+            idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), sc.tolist(), cl.tolist(),
+                                          self.card.nms_confidence, self.card.nms_iou)
+            for i in sorted(np.asarray(idx).reshape(-1).tolist(), key=lambda k: -sc[k]):
+                x, y, bw, bh = (float(v) for v in xywh[i])
+                dets.append(Detection(self.card.labels[int(cl[i])], float(sc[i]), (x, y, x + bw, y + bh)))
+        best = dets[0] if dets else None
+        return ModelOutput(self._base(score=best.confidence if best else 0.0,
+                                      label=best.label if best else None,
+                                      threshold=self.card.nms_confidence, detections=tuple(dets)))
+
+
+def _tile_starts(size: int, tile: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    n = int(np.ceil(size / tile))
+    return [round(i * (size - tile) / (n - 1)) for i in range(n)]
+
+
+def _paste_maps(maps: np.ndarray, geos: list[_Geometry], shape: tuple[int, int],
+                model_hw: tuple[int, int]) -> np.ndarray:
+    """Bring per-input anomaly maps back to image pixels (max where tiles overlap)."""
+    h, w = shape
+    out = np.full((h, w), -np.inf, np.float32)
+    mh, mw = model_hw
+    for m, g in zip(maps, geos, strict=True):
+        m = cv2.resize(m, (mw, mh), interpolation=cv2.INTER_LINEAR)
+        # crop away letterbox padding, then scale to the covered image region
+        ph, pw = round(g.pad_y), round(g.pad_x)
+        m = m[ph : mh - ph or None, pw : mw - pw or None]
+        rw, rh = min(w - g.x0, round(m.shape[1] * g.sx)), min(h - g.y0, round(m.shape[0] * g.sy))
+        m = cv2.resize(m, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        region = out[g.y0 : g.y0 + rh, g.x0 : g.x0 + rw]
+        np.maximum(region, m, out=region)
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+_cache: dict[tuple[str, int, int, int], LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def read_card(model_dir: Path) -> ModelCard:
+    path = Path(model_dir) / "card.yaml"
+    if not path.is_file():
+        raise ModelNotInstalled(f"no card.yaml in {model_dir}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path}: not valid YAML ({exc})") from None
+    return ModelCard.from_dict(doc, source=str(path))
+
+
+def load_model(model_dir: Path | str, *, threads: int = 1) -> LoadedModel:
+    """Load (or reuse) a model folder; the ONNX file must have the card's SHA-256."""
+    model_dir = Path(model_dir).resolve()
+    card = read_card(model_dir)
+    onnx_path = model_dir / card.file
+    if not onnx_path.is_file():
+        raise ModelNotInstalled(f"{card.ref}: {onnx_path} is missing")
+    st = onnx_path.stat()
+    key = (str(onnx_path), st.st_mtime_ns, st.st_size, threads)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit.card == card:
+            return hit
+    digest = file_sha256(onnx_path)
+    if digest != card.sha256:
+        raise ModelHashMismatch(
+            f"{card.ref}: {onnx_path.name} has SHA-256 {digest[:16]}..., the card says "
+            f"{card.sha256[:16]}...; refusing to run a model file its card does not describe"
+        )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001  (ONNX Runtime raises several private types)
+        raise ModelError(f"{card.ref}: ONNX Runtime cannot load {onnx_path.name}: {exc}") from None
+    model = LoadedModel(card, onnx_path, digest, session)
+    with _cache_lock:
+        _cache[key] = model
+    return model
+
+
+class ModelRegistry:
+    """Finds models by ``name@version`` among the folders of ``models_dir``."""
+
+    def __init__(self, models_dir: Path | str, *, threads: int = 1) -> None:
+        self.models_dir = Path(models_dir)
+        self.threads = threads
+        self._index: dict[str, Path] | None = None
+
+    def refs(self) -> dict[str, Path]:
+        if self._index is None:
+            index: dict[str, Path] = {}
+            if self.models_dir.is_dir():
+                for card_path in sorted(self.models_dir.glob("*/card.yaml")):
+                    try:
+                        card = read_card(card_path.parent)
+                    except ModelError:
+                        continue
+                    index[card.ref] = card_path.parent
+            self._index = index
+        return self._index
+
+    def get(self, ref: str) -> LoadedModel:
+        folder = self.refs().get(ref)
+        if folder is None:
+            known = ", ".join(sorted(self.refs())) or "none"
+            raise ModelNotInstalled(f"model {ref} is not installed in {self.models_dir} (installed: {known})")
+        return load_model(folder, threads=self.threads)

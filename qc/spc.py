@@ -1,0 +1,516 @@
+"""Control charts and the Nelson run rules, as pure functions on plain sequences.
+
+Charts (Montgomery, *Introduction to Statistical Quality Control*, ch. 6-7):
+
+- attributes: ``p_chart``, ``np_chart`` (varying subgroup sizes give per-point
+  limits), ``c_chart``, ``u_chart`` and ``laney_p_chart`` (Laney 2002, for large
+  subgroups whose between-subgroup variation the binomial model understates);
+- variables: ``xbar_r_chart``, ``xbar_s_chart``, ``imr_chart``.
+
+Phase I and II: by default the limits come from the data themselves (Phase I,
+optionally leaving out subgroups with an assignable cause via ``exclude``).
+``phase_i=k`` computes the limits from the first k points only and judges the
+rest against them; ``baseline=`` takes limits frozen earlier (a ``Baseline``
+from ``chart.baseline``) and judges every point as Phase II.
+
+Run rules: the eight Nelson tests (Nelson 1984, J. Qual. Technol. 16(4)), on
+z-scores so that per-point limits work; each can be switched off via ``rules``.
+Every hit is data: ``Violation(rule, points, message)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qc.errors import InvalidInput, Problem
+
+__all__ = [
+    "ALL_RULES",
+    "RULE_NAMES",
+    "ChartConstants",
+    "chart_constants",
+    "Violation",
+    "Baseline",
+    "ControlChart",
+    "VariablesChart",
+    "run_rules",
+    "p_chart",
+    "np_chart",
+    "c_chart",
+    "u_chart",
+    "laney_p_chart",
+    "xbar_r_chart",
+    "xbar_s_chart",
+    "imr_chart",
+]
+
+# d2 and d3 (mean and sd of the relative range), Montgomery Appendix Table VI, n = 2..25.
+_D2 = (1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078, 3.173, 3.258, 3.336,
+       3.407, 3.472, 3.532, 3.588, 3.640, 3.689, 3.735, 3.778, 3.819, 3.858, 3.895, 3.931)
+_D3 = (0.853, 0.888, 0.880, 0.864, 0.848, 0.833, 0.820, 0.808, 0.797, 0.787, 0.778, 0.770,
+       0.763, 0.756, 0.750, 0.744, 0.739, 0.734, 0.729, 0.724, 0.720, 0.716, 0.712, 0.708)
+
+ALL_RULES = frozenset(range(1, 9))
+RULE_NAMES = {
+    1: "one point beyond the 3-sigma limits",
+    2: "nine points in a row on one side of the centre line",
+    3: "six points in a row steadily increasing or decreasing",
+    4: "fourteen points in a row alternating up and down",
+    5: "two of three points in a row beyond 2 sigma on one side",
+    6: "four of five points in a row beyond 1 sigma on one side",
+    7: "fifteen points in a row within 1 sigma of the centre line",
+    8: "eight points in a row beyond 1 sigma on either side",
+}
+
+
+@dataclass(frozen=True)
+class ChartConstants:
+    n: int
+    d2: float
+    d3: float
+    c4: float
+    A2: float
+    A3: float
+    D3: float
+    D4: float
+    B3: float
+    B4: float
+
+
+def chart_constants(n: int) -> ChartConstants:
+    """Factors for variables control charts for subgroup size n (2..25)."""
+    if not 2 <= n <= 25:
+        raise InvalidInput(
+            f"subgroup size {n} is outside 2..25, the range of the chart constants",
+            [Problem("n", "use subgroups of 2 to 25 measurements, or the I-MR chart for 1")],
+        )
+    d2, d3 = _D2[n - 2], _D3[n - 2]
+    c4 = math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+    b = 3 * math.sqrt(1 - c4 * c4) / c4
+    return ChartConstants(
+        n=n, d2=d2, d3=d3, c4=c4, A2=3 / (d2 * math.sqrt(n)), A3=3 / (c4 * math.sqrt(n)),
+        D3=max(0.0, 1 - 3 * d3 / d2), D4=1 + 3 * d3 / d2, B3=max(0.0, 1 - b), B4=1 + b,
+    )
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: int
+    points: tuple[int, ...]  # 0-based indices into the chart's values
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "points": list(self.points), "message": self.message}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Frozen Phase I parameters of one chart type; pass back as ``baseline=``."""
+
+    kind: str
+    params: dict[str, float]
+    n_points: int  # subgroups the parameters were estimated from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": dict(self.params), "n_points": self.n_points}
+
+
+@dataclass(frozen=True)
+class ControlChart:
+    kind: str
+    values: tuple[float, ...]
+    center: tuple[float, ...]
+    lcl: tuple[float, ...]
+    ucl: tuple[float, ...]
+    sigma: tuple[float, ...]  # standard error of each plotted value, for the zones
+    violations: tuple[Violation, ...]
+    baseline: Baseline
+    phase_i_count: int  # points 0..phase_i_count-1 are Phase I
+    sizes: tuple[float, ...] = field(default=())
+
+    @property
+    def out_of_control(self) -> tuple[int, ...]:
+        return tuple(sorted({p for v in self.violations if v.rule == 1 for p in v.points}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "values": list(self.values),
+            "center": list(self.center),
+            "lcl": list(self.lcl),
+            "ucl": list(self.ucl),
+            "sigma": list(self.sigma),
+            "sizes": list(self.sizes),
+            "violations": [v.to_dict() for v in self.violations],
+            "baseline": self.baseline.to_dict(),
+            "phase_i_count": self.phase_i_count,
+        }
+
+
+@dataclass(frozen=True)
+class VariablesChart:
+    """A location chart (X-bar or I) with its dispersion chart (R, S or MR)."""
+
+    location: ControlChart
+    dispersion: ControlChart
+
+    @property
+    def baseline(self) -> Baseline:
+        return self.location.baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"location": self.location.to_dict(), "dispersion": self.dispersion.to_dict()}
+
+
+# --------------------------------------------------------------------------- run rules
+
+
+def _samples(points: Sequence[int]) -> str:
+    a, b = points[0] + 1, points[-1] + 1
+    return f"sample {a}" if a == b else f"samples {a}-{b}"
+
+
+def run_rules(
+    values: Sequence[float],
+    center: Sequence[float],
+    sigma: Sequence[float],
+    lcl: Sequence[float] | None = None,
+    ucl: Sequence[float] | None = None,
+    rules: Collection[int] = ALL_RULES,
+) -> tuple[Violation, ...]:
+    """Nelson's eight tests on per-point z = (x - centre) / sigma.
+
+    Rule 1 uses the given limits when passed (they may be clipped at zero), else
+    |z| > 3. Overlapping windows that fire the same rule are merged into one
+    violation, so a long run is reported once with all its points.
+    """
+    unknown = set(rules) - ALL_RULES
+    if unknown:
+        raise InvalidInput("unknown run rule", [Problem("rules", f"{sorted(unknown)}; use 1-8")])
+    x = np.asarray(values, float)
+    c = np.asarray(center, float)
+    sd = np.asarray(sigma, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, (x - c) / sd, 0.0)
+    n = len(z)
+    hits: dict[int, list[set[int]]] = {r: [] for r in sorted(rules)}
+
+    def add(rule: int, pts: Collection[int]) -> None:
+        if rule in hits:
+            hits[rule].append(set(pts))
+
+    for i in range(n):
+        if lcl is not None and ucl is not None:
+            beyond = x[i] > ucl[i] or x[i] < lcl[i]
+        else:
+            beyond = abs(z[i]) > 3
+        if beyond:
+            add(1, [i])
+        for side in (1, -1):
+            s = side * z
+            if i >= 8 and all(s[i - 8 : i + 1] > 0):
+                add(2, range(i - 8, i + 1))
+            if i >= 2:
+                w = [j for j in range(i - 2, i + 1) if s[j] > 2]
+                if len(w) >= 2 and i in w:
+                    add(5, w)
+            if i >= 4:
+                w = [j for j in range(i - 4, i + 1) if s[j] > 1]
+                if len(w) >= 4 and i in w:
+                    add(6, w)
+        if i >= 5:
+            d = np.diff(x[i - 5 : i + 1])
+            if all(d > 0) or all(d < 0):
+                add(3, range(i - 5, i + 1))
+        if i >= 13:
+            d = np.diff(x[i - 13 : i + 1])
+            if all(d != 0) and all(d[1:] * d[:-1] < 0):
+                add(4, range(i - 13, i + 1))
+        if i >= 14 and all(abs(z[i - 14 : i + 1]) < 1):
+            add(7, range(i - 14, i + 1))
+        if i >= 7 and all(abs(z[i - 7 : i + 1]) > 1):
+            add(8, range(i - 7, i + 1))
+
+    out = []
+    for rule, windows in hits.items():
+        merged: list[set[int]] = []
+        for w in windows:  # windows arrive in order of their last point
+            if rule != 1 and merged and min(w) <= max(merged[-1]):
+                merged[-1] |= w
+            else:
+                merged.append(set(w))
+        for m in merged:
+            pts = tuple(sorted(m))
+            out.append(Violation(rule, pts, f"{RULE_NAMES[rule]} ({_samples(pts)})"))
+    return tuple(sorted(out, key=lambda v: (v.points[0], v.rule)))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _phase(n_points: int, phase_i: int | None, exclude: Collection[int]) -> list[int]:
+    """Indices that estimate Phase I limits."""
+    if phase_i is not None and not 1 <= phase_i <= n_points:
+        raise InvalidInput(
+            f"phase_i={phase_i} but there are {n_points} points",
+            [Problem("phase_i", "give how many of the first points form the baseline")],
+        )
+    stop = n_points if phase_i is None else phase_i
+    idx = [i for i in range(stop) if i not in set(exclude)]
+    if not idx:
+        raise InvalidInput("no points left to estimate the limits from",
+                           [Problem("exclude", "leave at least one Phase I point")])
+    return idx
+
+
+def _chart(kind: str, values: Sequence[float], center: Sequence[float], sigma: Sequence[float],
+           lcl: Sequence[float], ucl: Sequence[float], baseline: Baseline, phase_i_count: int,
+           rules: Collection[int], sizes: Sequence[float] = ()) -> ControlChart:
+    f = [float(v) for v in values]
+    return ControlChart(
+        kind=kind, values=tuple(f), center=tuple(map(float, center)),
+        lcl=tuple(map(float, lcl)), ucl=tuple(map(float, ucl)), sigma=tuple(map(float, sigma)),
+        violations=run_rules(f, center, sigma, lcl, ucl, rules), baseline=baseline,
+        phase_i_count=phase_i_count, sizes=tuple(map(float, sizes)),
+    )
+
+
+def _counts(name: str, counts: Sequence[float], sizes: Sequence[float] | None,
+            integer: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(counts, float)
+    n = np.ones_like(c) if sizes is None else np.asarray(sizes, float)
+    problems = []
+    if c.ndim != 1 or len(c) == 0:
+        problems.append(Problem(name, "give at least one subgroup"))
+    elif c.shape != n.shape:
+        problems.append(Problem("sizes", f"{len(n)} sizes for {len(c)} counts"))
+    else:
+        if (c < 0).any() or (integer and (c != np.round(c)).any()):
+            problems.append(Problem(name, "counts must be whole numbers >= 0"))
+        if (n <= 0).any():
+            problems.append(Problem("sizes", "subgroup sizes must be > 0"))
+    if problems:
+        raise InvalidInput("cannot draw the chart", problems)
+    return c, n
+
+
+def _baseline_of(kind: str, baseline: Baseline | None) -> Baseline | None:
+    if baseline is not None and baseline.kind != kind:
+        raise InvalidInput(f"a {baseline.kind} baseline cannot judge a {kind} chart",
+                           [Problem("baseline", f"freeze a {kind} chart first")])
+    return baseline
+
+
+# --------------------------------------------------------------------------- attribute charts
+
+
+def p_chart(defectives: Sequence[float], sizes: Sequence[float], *, baseline: Baseline | None = None,
+            phase_i: int | None = None, exclude: Collection[int] = (),
+            rules: Collection[int] = ALL_RULES) -> ControlChart:
+    """Fraction nonconforming; limits p-bar +- 3 sqrt(p-bar (1 - p-bar) / n_i) per point."""
+    d, n = _counts("defectives", defectives, sizes)
+    if (d > n).any():
+        raise InvalidInput("more defectives than units", [Problem("defectives", "d_i <= n_i")])
+    base = _baseline_of("p", baseline)
+    if base is None:
+        idx = _phase(len(d), phase_i, exclude)
+        base = Baseline("p", {"pbar": float(d[idx].sum() / n[idx].sum())}, len(idx))
+    pbar = base.params["pbar"]
+    se = np.sqrt(pbar * (1 - pbar) / n)
+    k = 0 if baseline is not None else (phase_i or len(d))
+    return _chart("p", d / n, np.full_like(se, pbar), se, np.maximum(0, pbar - 3 * se),
+                  np.minimum(1, pbar + 3 * se), base, k, rules, n)
+
+
+def np_chart(defectives: Sequence[float], sizes: Sequence[float], *,
+             baseline: Baseline | None = None, phase_i: int | None = None,
+             exclude: Collection[int] = (), rules: Collection[int] = ALL_RULES) -> ControlChart:
+    """Number nonconforming; with varying n the centre n_i p-bar moves with each point."""
+    d, n = _counts("defectives", defectives, sizes)
+    base = _baseline_of("p", baseline)
+    if base is None:
+        idx = _phase(len(d), phase_i, exclude)
+        base = Baseline("p", {"pbar": float(d[idx].sum() / n[idx].sum())}, len(idx))
+    pbar = base.params["pbar"]
+    se = np.sqrt(n * pbar * (1 - pbar))
+    k = 0 if baseline is not None else (phase_i or len(d))
+    return _chart("np", d, n * pbar, se, np.maximum(0, n * pbar - 3 * se), n * pbar + 3 * se,
+                  base, k, rules, n)
+
+
+def c_chart(counts: Sequence[float], *, baseline: Baseline | None = None,
+            phase_i: int | None = None, exclude: Collection[int] = (),
+            rules: Collection[int] = ALL_RULES) -> ControlChart:
+    """Nonconformities per inspection unit of constant size; limits c-bar +- 3 sqrt(c-bar)."""
+    c, _ = _counts("counts", counts, None)
+    base = _baseline_of("c", baseline)
+    if base is None:
+        idx = _phase(len(c), phase_i, exclude)
+        base = Baseline("c", {"cbar": float(c[idx].mean())}, len(idx))
+    cbar = base.params["cbar"]
+    se = np.full_like(c, math.sqrt(cbar))
+    k = 0 if baseline is not None else (phase_i or len(c))
+    return _chart("c", c, np.full_like(c, cbar), se, np.maximum(0, cbar - 3 * se),
+                  cbar + 3 * se, base, k, rules)
+
+
+def u_chart(counts: Sequence[float], units: Sequence[float], *, baseline: Baseline | None = None,
+            phase_i: int | None = None, exclude: Collection[int] = (),
+            rules: Collection[int] = ALL_RULES) -> ControlChart:
+    """Nonconformities per unit; limits u-bar +- 3 sqrt(u-bar / n_i) per point."""
+    c, n = _counts("counts", counts, units)
+    base = _baseline_of("u", baseline)
+    if base is None:
+        idx = _phase(len(c), phase_i, exclude)
+        base = Baseline("u", {"ubar": float(c[idx].sum() / n[idx].sum())}, len(idx))
+    ubar = base.params["ubar"]
+    se = np.sqrt(ubar / n)
+    k = 0 if baseline is not None else (phase_i or len(c))
+    return _chart("u", c / n, np.full_like(se, ubar), se, np.maximum(0, ubar - 3 * se),
+                  ubar + 3 * se, base, k, rules, n)
+
+
+def laney_p_chart(defectives: Sequence[float], sizes: Sequence[float], *,
+                  baseline: Baseline | None = None, phase_i: int | None = None,
+                  exclude: Collection[int] = (),
+                  rules: Collection[int] = ALL_RULES) -> ControlChart:
+    """Laney p' chart: p-chart limits widened by sigma_z, the moving-range spread of z-scores.
+
+    z_i = (p_i - p-bar) / sigma_p_i; sigma_z = MR-bar(z) / 1.128; limits
+    p-bar +- 3 sigma_p_i sigma_z (Laney, Quality Engineering 14(4), 2002).
+    sigma_z near 1 gives back the p chart; large subgroups typically give sigma_z > 1.
+    """
+    d, n = _counts("defectives", defectives, sizes)
+    base = _baseline_of("laney_p", baseline)
+    if base is None:
+        idx = _phase(len(d), phase_i, exclude)
+        if len(idx) < 2:
+            raise InvalidInput("the Laney p' chart needs at least 2 baseline subgroups",
+                               [Problem("defectives", f"got {len(idx)}")])
+        pbar = float(d[idx].sum() / n[idx].sum())
+        z = (d[idx] / n[idx] - pbar) / np.sqrt(pbar * (1 - pbar) / n[idx])
+        sigma_z = float(np.abs(np.diff(z)).mean() / 1.128)
+        base = Baseline("laney_p", {"pbar": pbar, "sigma_z": sigma_z}, len(idx))
+    pbar, sigma_z = base.params["pbar"], base.params["sigma_z"]
+    se = np.sqrt(pbar * (1 - pbar) / n) * sigma_z
+    k = 0 if baseline is not None else (phase_i or len(d))
+    return _chart("laney_p", d / n, np.full_like(se, pbar), se, np.maximum(0, pbar - 3 * se),
+                  np.minimum(1, pbar + 3 * se), base, k, rules, n)
+
+
+# --------------------------------------------------------------------------- variables charts
+
+
+def _subgroups(subgroups: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    groups = [np.asarray(g, float) for g in subgroups]
+    if not groups:
+        raise InvalidInput("no subgroups", [Problem("subgroups", "give at least one")])
+    bad = [i for i, g in enumerate(groups) if g.ndim != 1 or len(g) < 2 or not np.isfinite(g).all()]
+    if bad:
+        raise InvalidInput(
+            "every subgroup needs at least 2 finite measurements",
+            [Problem(f"subgroups[{i}]", f"got {len(groups[i])} values") for i in bad[:5]],
+        )
+    return groups
+
+
+def xbar_r_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | None = None,
+                 phase_i: int | None = None, exclude: Collection[int] = (),
+                 rules: Collection[int] = ALL_RULES) -> VariablesChart:
+    """X-bar and R charts for subgroups of one size n (2..25): x-dbar +- A2 R-bar, D3/D4 R-bar."""
+    groups = _subgroups(subgroups)
+    sizes = {len(g) for g in groups}
+    if len(sizes) != 1:
+        raise InvalidInput("X-bar/R needs subgroups of one size",
+                           [Problem("subgroups", f"sizes {sorted(sizes)}; use the X-bar/S chart")])
+    k = chart_constants(sizes.pop())
+    xbar = np.array([g.mean() for g in groups])
+    r = np.array([g.max() - g.min() for g in groups])
+    base = _baseline_of("xbar_r", baseline)
+    if base is None:
+        idx = _phase(len(groups), phase_i, exclude)
+        base = Baseline("xbar_r", {"xbarbar": float(xbar[idx].mean()), "rbar": float(r[idx].mean()),
+                                   "n": float(k.n)}, len(idx))
+    if int(base.params["n"]) != k.n:
+        raise InvalidInput("baseline subgroup size differs",
+                           [Problem("subgroups", f"baseline n={int(base.params['n'])}, got {k.n}")])
+    xx, rbar = base.params["xbarbar"], base.params["rbar"]
+    ph = 0 if baseline is not None else (phase_i or len(groups))
+    ones = np.ones_like(xbar)
+    loc = _chart("xbar", xbar, xx * ones, ones * k.A2 * rbar / 3, ones * (xx - k.A2 * rbar),
+                 ones * (xx + k.A2 * rbar), base, ph, rules, ones * k.n)
+    disp = _chart("r", r, rbar * ones, ones * k.d3 * rbar / k.d2, ones * k.D3 * rbar,
+                  ones * k.D4 * rbar, base, ph, rules & {1}, ones * k.n)
+    return VariablesChart(loc, disp)
+
+
+def xbar_s_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | None = None,
+                 phase_i: int | None = None, exclude: Collection[int] = (),
+                 rules: Collection[int] = ALL_RULES) -> VariablesChart:
+    """X-bar and S charts; subgroup sizes may vary (per-point A3, B3, B4).
+
+    Equal sizes: s-bar is the mean of s_i (Montgomery eq. 6.27). Varying sizes: x-dbar
+    is weighted by n_i and s-bar pooled, sqrt(sum (n_i-1) s_i^2 / sum (n_i-1)) (eq. 6.31).
+    """
+    groups = _subgroups(subgroups)
+    n = np.array([len(g) for g in groups])
+    ks = [chart_constants(int(m)) for m in n]
+    xbar = np.array([g.mean() for g in groups])
+    s = np.array([g.std(ddof=1) for g in groups])
+    base = _baseline_of("xbar_s", baseline)
+    if base is None:
+        idx = _phase(len(groups), phase_i, exclude)
+        if len(set(n[idx])) == 1:
+            xx, sbar = float(xbar[idx].mean()), float(s[idx].mean())
+        else:
+            xx = float((n[idx] * xbar[idx]).sum() / n[idx].sum())
+            sbar = float(math.sqrt(((n[idx] - 1) * s[idx] ** 2).sum() / (n[idx] - 1).sum()))
+        base = Baseline("xbar_s", {"xbarbar": xx, "sbar": sbar}, len(idx))
+    xx, sbar = base.params["xbarbar"], base.params["sbar"]
+    a3 = np.array([k.A3 for k in ks])
+    c4 = np.array([k.c4 for k in ks])
+    ph = 0 if baseline is not None else (phase_i or len(groups))
+    loc = _chart("xbar", xbar, xx + 0 * a3, a3 * sbar / 3, xx - a3 * sbar, xx + a3 * sbar,
+                 base, ph, rules, n)
+    disp = _chart("s", s, c4 * 0 + sbar, sbar * np.sqrt(1 - c4**2) / c4,
+                  np.array([k.B3 for k in ks]) * sbar, np.array([k.B4 for k in ks]) * sbar,
+                  base, ph, rules & {1}, n)
+    return VariablesChart(loc, disp)
+
+
+def imr_chart(values: Sequence[float], *, baseline: Baseline | None = None,
+              phase_i: int | None = None, exclude: Collection[int] = (),
+              rules: Collection[int] = ALL_RULES) -> VariablesChart:
+    """Individuals and moving-range charts: x-bar +- 3 MR-bar / 1.128; MR UCL 3.267 MR-bar."""
+    x = np.asarray(values, float)
+    if x.ndim != 1 or len(x) < 2 or not np.isfinite(x).all():
+        raise InvalidInput("the I-MR chart needs at least 2 finite measurements",
+                           [Problem("values", f"got {x.size}")])
+    mr = np.abs(np.diff(x))
+    base = _baseline_of("imr", baseline)
+    if base is None:
+        idx = _phase(len(x), phase_i, exclude)
+        # A moving range is used only when both of its points are in the baseline.
+        mrs = [mr[i - 1] for i in idx if i > 0 and i - 1 in idx]
+        if not mrs:
+            raise InvalidInput("need two consecutive baseline points for a moving range",
+                               [Problem("values", "extend the baseline")])
+        base = Baseline("imr", {"mean": float(x[idx].mean()), "mrbar": float(np.mean(mrs))},
+                        len(idx))
+    mean, mrbar = base.params["mean"], base.params["mrbar"]
+    k = chart_constants(2)
+    sigma = mrbar / k.d2
+    ones = np.ones_like(x)
+    ph = 0 if baseline is not None else (phase_i or len(x))
+    loc = _chart("i", x, mean * ones, sigma * ones, (mean - 3 * sigma) * ones,
+                 (mean + 3 * sigma) * ones, base, ph, rules)
+    # MR has no first point; chart it from the second observation on, indices shifted by 1.
+    m1 = np.ones_like(mr)
+    disp = _chart("mr", mr, mrbar * m1, m1 * k.d3 * sigma, m1 * 0.0, m1 * k.D4 * mrbar, base,
+                  max(0, ph - 1), rules & {1})
+    return VariablesChart(loc, disp)

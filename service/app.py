@@ -1,0 +1,112 @@
+"""The FastAPI application, built by ``create_app(settings)`` (no import-time globals)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qc.errors import PayloadTooLarge, Problem
+from service.deps import ServiceContext, open_context
+from service.errors import error_body, install_error_handlers
+from service.routes import meta, photos, standards, submissions
+from service.routes.meta import kipimo_version
+from service.settings import Settings
+
+__all__ = ["API_PREFIX", "BodySizeLimit", "create_app"]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+class BodySizeLimit:
+    """Refuse bodies above ``max_bytes``: by Content-Length before reading, and while
+    streaming (chunked uploads or a lying header) by raising ``PayloadTooLarge``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: str) -> PayloadTooLarge:
+        limit_mb = self.max_bytes / 1024 / 1024
+        return PayloadTooLarge(
+            f"request body is {size}, above the limit of {limit_mb:g} MiB; send fewer or smaller photos",
+            [Problem("body", f"larger than {self.max_bytes} bytes")],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                await _send_json(send, 400, error_body("invalid Content-Length header",
+                                                       [Problem("content-length", "not an integer")]))
+                return
+            if length > self.max_bytes:
+                exc = self._too_large(f"{length} bytes")
+                await _send_json(send, 413, error_body(exc.message, exc.problems))
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large(f"more than {received} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, object]) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(settings: Settings, *, context: ServiceContext | None = None) -> FastAPI:
+    """The API (under ``/api/v1``) and the web apps, on the database and store ``settings`` name.
+
+    The database must already be migrated (``qc db upgrade`` / ``qc init``).
+    """
+    ctx = context or open_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if context is None:  # we opened it, we close it
+            ctx.close()
+
+    app = FastAPI(
+        title="Kipimo",
+        version=kipimo_version(),
+        summary="Shared quality standards, photo inspection and audit-ready records for distributed manufacturing.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in (meta.router, standards.router, submissions.csv_router, submissions.router, photos.router):
+        app.include_router(router, prefix=API_PREFIX)
+
+    from service.web import mount_web  # noqa: PLC0415 (the web package may import the app's pieces)
+
+    mount_web(app, settings)
+    return app

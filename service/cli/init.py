@@ -1,0 +1,115 @@
+"""``qc init``: a new node or hub, useful at once (data folder, schema, standards, models)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import yaml
+
+from qc.errors import ModelHashMismatch, Problem, StandardInvalid
+from service import repository as repo
+from service.checklists import load_shipped_standards
+from service.db import upgrade_database
+from service.deps import ServiceContext, open_context
+from service.settings import Settings
+
+from .base import cli
+from .db import cli_actor, cli_errors, now_utc
+
+__all__ = ["InitReport", "initialise", "publish_shipped_standards", "register_shipped_models"]
+
+
+@dataclass
+class InitReport:
+    standards_published: list[str] = field(default_factory=list)  # "product@version"
+    standards_present: list[str] = field(default_factory=list)
+    models_registered: list[str] = field(default_factory=list)  # "name@version"
+    models_present: list[str] = field(default_factory=list)
+    node_created: str | None = None
+
+
+def publish_shipped_standards(ctx: ServiceContext, *, by: str, report: InitReport) -> None:
+    """Publish every standard in ``settings.checklists_dir`` (identical versions are skipped)."""
+    if not ctx.settings.checklists_dir.is_dir():
+        return
+    standards = load_shipped_standards(ctx.settings.checklists_dir)
+    with ctx.db.write_session() as session:
+        for standard in standards:
+            _, created = repo.publish_standard(session, standard=standard, by=by, now=now_utc())
+            ref = f"{standard.product}@{standard.version}"
+            (report.standards_published if created else report.standards_present).append(ref)
+
+
+def _read_card(path: Path) -> dict[str, object]:
+    card = yaml.safe_load(path.read_text(encoding="utf-8"))
+    missing = [k for k in ("name", "version", "sha256", "task") if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise StandardInvalid(f"{path}: model card incomplete", [Problem(k, "required") for k in missing])
+    return card
+
+
+def register_shipped_models(ctx: ServiceContext, *, by: str, report: InitReport) -> None:
+    """Register every ``models/<name>/card.yaml`` (checking the ONNX file's hash when present)."""
+    models_dir = ctx.settings.models_dir
+    if not models_dir.is_dir():
+        return
+    with ctx.db.write_session() as session:
+        for card_path in sorted(models_dir.glob("*/card.yaml")):
+            card = _read_card(card_path)
+            onnx = card_path.parent / str(card.get("file", "model.onnx"))
+            if onnx.is_file():
+                actual = hashlib.sha256(onnx.read_bytes()).hexdigest()
+                if actual != card["sha256"]:
+                    raise ModelHashMismatch(f"{onnx} has sha256 {actual}, but its card says {card['sha256']}")
+            _, created = repo.register_model(session, name=str(card["name"]), version=int(str(card["version"])),
+                                             sha256=str(card["sha256"]), task=str(card["task"]), now=now_utc(),
+                                             actor=by)
+            ref = f"{card['name']}@{card['version']}"
+            (report.models_registered if created else report.models_present).append(ref)
+
+
+def initialise(settings: Settings, *, node: str | None = None, by: str = "qc init") -> InitReport:
+    """Create the data folder, migrate, publish shipped standards, register shipped models.
+
+    Safe to run again: everything already there is left as it is.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.resolved_database_url)
+    report = InitReport()
+    ctx = open_context(settings)
+    try:
+        publish_shipped_standards(ctx, by=by, report=report)
+        register_shipped_models(ctx, by=by, report=report)
+        if node:
+            with ctx.db.write_session() as session:
+                if repo.find_node(session, name=node) is None:
+                    repo.create_node(session, name=node, now=now_utc(), actor=by)
+                    report.node_created = node
+    finally:
+        ctx.close()
+    return report
+
+
+@cli.command("init")
+@click.option("--node", default=None, help="Also create this node (e.g. the workshop this server runs in).")
+@click.pass_obj
+def init(settings: Settings, node: str | None) -> None:
+    """Set up a node or hub: data folder, database schema, shipped standards and models.
+
+    Run it once after installing, and again after an upgrade (it only adds what is new).
+    """
+    with cli_errors():
+        report = initialise(settings, node=node, by=cli_actor())
+    click.echo(f"data folder {settings.data_dir.resolve()}")
+    for label, refs in (("published", report.standards_published), ("already there", report.standards_present)):
+        if refs:
+            click.echo(f"standards {label}: {', '.join(refs)}")
+    for label, refs in (("registered", report.models_registered), ("already there", report.models_present)):
+        if refs:
+            click.echo(f"models {label}: {', '.join(refs)}")
+    if report.node_created:
+        click.echo(f"node {report.node_created} created")
+    click.echo("next: `qc tokens create --role technician --node NODE --qr token.png`, then `qc serve`")

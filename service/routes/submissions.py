@@ -1,0 +1,195 @@
+"""Submissions: upload (technicians), read and list (scoped by node), CSV export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qc.errors import InvalidInput, NotFound, Problem
+from service import repository as repo
+from service.auth import Principal, Role, require_role
+from service.deps import ContextDep, PrincipalDep, ServiceContext, SessionDep
+from service.orm import Submission
+from service.schemas import ErrorOut, SubmissionOut, SubmissionPageOut
+from service.submissions import record_submission, submission_view
+
+router = APIRouter(prefix="/submissions", tags=["submissions"])
+
+MAX_PHOTOS = 32
+PAGE_MAX = 500
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["record"],
+                    "properties": {"record": {"type": "string", "description": "the record as JSON (RecordIn)"}},
+                    "additionalProperties": {"type": "string", "format": "binary",
+                                             "description": "one file per photo; the part name is the slot id"},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SubmissionOut,
+    responses={200: {"model": SubmissionOut, "description": "identical replay of a stored submission"},
+               409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut},
+               422: {"model": ErrorOut}},
+    openapi_extra=_UPLOAD_DOC,
+    summary="Record one inspection (multipart: a JSON 'record' part and one file part per photo slot)",
+)
+async def create_submission(request: Request, ctx: ContextDep, principal: PrincipalDep) -> JSONResponse:
+    require_role(principal, Role.TECHNICIAN, action="submit inspection records")
+    record, photos = await _read_upload(request)
+    outcome = await run_in_threadpool(
+        record_submission, ctx, record=record, photos=photos, now=dt.datetime.now(dt.UTC), principal=principal
+    )
+    return JSONResponse(outcome.body, status_code=201 if outcome.created else 200)
+
+
+async def _read_upload(request: Request) -> tuple[bytes | str, dict[str, bytes]]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidInput("send the submission as multipart/form-data",
+                           [Problem("content-type", f"expected multipart/form-data, got {content_type or 'none'}")])
+    try:
+        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=MAX_PHOTOS + 1)
+    except StarletteHTTPException as exc:  # malformed multipart (Starlette answers 400 with a reason)
+        raise InvalidInput("malformed multipart body", [Problem("body", str(exc.detail))]) from None
+    try:
+        record: bytes | str | None = None
+        photos: dict[str, bytes] = {}
+        problems: list[Problem] = []
+        for name, value in form.multi_items():
+            if name == "record":
+                if record is not None:
+                    problems.append(Problem("record", "sent more than once"))
+                record = await value.read() if isinstance(value, UploadFile) else value
+            elif not isinstance(value, UploadFile):
+                problems.append(Problem(f"photos.{name}", "expected a file part (the photo), got a text field"))
+            elif name in photos:
+                problems.append(Problem(f"photos.{name}", "more than one file for this slot"))
+            else:
+                photos[name] = await value.read()
+        if record is None:
+            problems.append(Problem("record", "missing: send the record as a JSON part named 'record'"))
+        if problems:
+            raise InvalidInput("the upload is incomplete or ambiguous", problems)
+        assert record is not None
+        return record, photos
+    finally:
+        await form.close()
+
+
+def _visible(session: Any, principal: Principal, submission_id: str) -> Submission:
+    sub = repo.get_submission(session, id=submission_id)
+    # Another node's record answers exactly like a missing one: ids are not an oracle.
+    if sub is None or not principal.may_see_node(sub.node_id):
+        raise NotFound(f"no submission {submission_id}")
+    return sub
+
+
+@router.get("/{submission_id}", response_model=SubmissionOut, responses={404: {"model": ErrorOut}},
+            summary="One submission with its results and photo links")
+def get_submission(submission_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    return submission_view(_visible(session, principal, submission_id))
+
+
+def _filter(principal: Principal, product: str | None, node: str | None, lot: str | None,
+            verdict: str | None, since: dt.datetime | None, until: dt.datetime | None) -> repo.SubmissionFilter:
+    return repo.SubmissionFilter(
+        product=product, node=node, lot=lot, verdict=verdict, since=_utc(since), until=_utc(until),
+        visible_node_id=None if principal.reads_all else principal.node_id,
+    )
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+Verdict = Literal["pass", "fail", "review"]
+
+
+@router.get("", response_model=SubmissionPageOut, summary="Submissions, newest first, with cursor paging")
+def list_submissions(
+    session: SessionDep,
+    principal: PrincipalDep,
+    product: str | None = None,
+    node: str | None = None,
+    lot: str | None = None,
+    verdict: Verdict | None = None,
+    since: Annotated[dt.datetime | None, Query(description="received at or after (ISO 8601)")] = None,
+    until: Annotated[dt.datetime | None, Query(description="received before (ISO 8601)")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+) -> dict[str, Any]:
+    where = _filter(principal, product, node, lot, verdict, since, until)
+    before = repo.decode_cursor(cursor) if cursor else None
+    rows = repo.list_submissions(session, where=where, before_seq=before, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = repo.encode_cursor(page[-1].seq) if len(rows) > limit else None
+    return {"items": [submission_view(s) for s in page], "next_cursor": next_cursor}
+
+
+CSV_COLUMNS = ["id", "received_at", "captured_at", "node", "product", "standard_version", "standard_sha256",
+               "lot", "unit", "technician", "verdict", "minor_defects", "failed_checks", "record_sha256"]
+
+
+def csv_rows(ctx: ServiceContext, where: repo.SubmissionFilter) -> Iterator[str]:
+    """CSV text in pages, so an export of every record does not sit in memory."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    before: int | None = None
+    while True:
+        with ctx.db.session() as session:
+            rows = repo.list_submissions(session, where=where, before_seq=before, limit=PAGE_MAX)
+            for s in rows:
+                failed = ";".join(r.check_id for r in s.results if r.status == "fail")
+                writer.writerow([s.id, s.received_at.isoformat(), s.captured_at.isoformat(), s.node.name,
+                                 s.product.slug, s.standard.version, s.standard.sha256, s.lot.code if s.lot else "",
+                                 s.unit or "", s.technician, s.verdict, s.minor_defects, failed, s.record_sha256])
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        if len(rows) < PAGE_MAX:
+            return
+        before = rows[-1].seq
+
+
+csv_router = APIRouter(tags=["submissions"])
+
+
+@csv_router.get("/submissions.csv", response_class=StreamingResponse,
+                summary="All matching submissions as CSV (managers, auditors)")
+def export_csv(
+    ctx: ContextDep,
+    principal: PrincipalDep,
+    product: str | None = None,
+    node: str | None = None,
+    lot: str | None = None,
+    verdict: Verdict | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> StreamingResponse:
+    require_role(principal, Role.MANAGER, Role.AUDITOR, Role.ADMIN, action="export submissions")
+    where = _filter(principal, product, node, lot, verdict, since, until)
+    return StreamingResponse(csv_rows(ctx, where), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="submissions.csv"'})

@@ -1,0 +1,329 @@
+"""Recording one submission: the single code path used by HTTP and in-process callers.
+
+Order of work (nothing is written until everything is known to be valid):
+
+1. parse the record and hash the request as sent (idempotency key content);
+2. an existing id answers the stored response (same content) or 409 (different);
+3. resolve the standard (named version or current released) and validate the answers;
+4. inspect each photo (``service.vision.inspect_photo``), turning refusals into
+   problems that name the slot;
+5. evaluate, canonicalise and hash the record;
+6. write photos and overlays to the store (fsync + rename) *before*
+7. one transaction inserts submission, photos, results and the audit event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from qc.errors import Conflict, ImageRejected, ImageTooLarge, InvalidInput, PermissionDenied, Problem
+from qc.evaluate import evaluate, validate_submission
+from qc.findings import PhotoFindings
+from qc.records import canonical_json, record_sha256, sha256_hex
+from qc.standards import PhotoSlot, Standard
+from service import repository as repo
+from service.auth import Principal, Role
+from service.deps import ServiceContext
+from service.orm import CheckResultRow, PhotoRow, StandardRow, Submission
+from service.schemas import RecordIn, SubmissionOut
+
+__all__ = ["SubmissionOutcome", "parse_record", "record_submission", "submission_view"]
+
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class SubmissionOutcome:
+    created: bool  # False: an identical replay answered with the stored record
+    body: dict[str, Any]  # JSON-ready, exactly what the HTTP API returns
+
+
+@dataclass(frozen=True)
+class _Photo:
+    slot: str
+    data: bytes
+    sha256: str
+    media_type: str
+    width: int
+    height: int
+    findings: PhotoFindings
+    overlay_png: bytes | None
+
+
+def parse_record(raw: bytes | str | Mapping[str, Any]) -> tuple[RecordIn, dict[str, Any]]:
+    """The validated record and the JSON object as sent (for the request hash)."""
+    if isinstance(raw, bytes | str):
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInput("the record is not valid JSON", [Problem("record", str(exc))]) from None
+    else:
+        data = dict(raw)
+    if not isinstance(data, dict):
+        raise InvalidInput("the record must be a JSON object", [Problem("record", "expected an object")])
+    try:
+        record = RecordIn.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(".".join(["record", *(str(p) for p in err["loc"])]), err["msg"]) for err in exc.errors()
+        ]
+        raise InvalidInput("the record is invalid", problems) from None
+    return record, data
+
+
+def _request_sha256(sent: Mapping[str, Any], node: str, photo_hashes: Mapping[str, str]) -> str:
+    try:
+        body = canonical_json({"node": node, "record": sent, "photos": dict(photo_hashes)})
+    except Exception as exc:  # noqa: BLE001 - rfc8785 refuses NaN, huge ints, ...
+        raise InvalidInput("the record cannot be canonicalised", [Problem("record", str(exc))]) from None
+    return sha256_hex(body)
+
+
+def record_submission(
+    ctx: ServiceContext,
+    *,
+    record: bytes | str | Mapping[str, Any],
+    photos: Mapping[str, bytes],
+    now: dt.datetime,
+    principal: Principal | None = None,
+    node: str | None = None,
+) -> SubmissionOutcome:
+    """Validate, inspect, evaluate and store one submission (see the module docstring).
+
+    Give ``principal`` (from a token) or, for in-process callers, ``node`` by name.
+    """
+    rec, sent = parse_record(record)
+    photo_hashes = {slot: hashlib.sha256(data).hexdigest() for slot, data in photos.items()}
+    with ctx.db.session() as session:
+        principal = _resolve_principal(session, principal, node)
+        assert principal.node is not None and principal.node_id is not None
+        request_hash = _request_sha256(sent, principal.node, photo_hashes)
+        existing = repo.get_submission(session, id=str(rec.id))
+        if existing is not None:
+            return SubmissionOutcome(False, _replay(existing, principal, request_hash))
+        std_row, standard = _resolve_standard(session, rec)
+        product_id = std_row.product_id
+
+    answers = validate_submission(standard, rec.answers, list(photos))
+    inspected = _inspect_photos(ctx, standard, photos, photo_hashes)
+    verdict = evaluate(standard, answers, {p.slot: p.findings for p in inspected})
+    results = [r.to_dict() for r in verdict.results]
+    captured_at = rec.captured_at or now
+    technician = rec.technician or principal.name
+    normalised = {
+        "id": str(rec.id),
+        "node": principal.node,
+        "product": standard.product,
+        "standard_version": standard.version,
+        "lot": rec.lot,
+        "unit": rec.unit,
+        "technician": technician,
+        "captured_at": _iso(captured_at),
+        "answers": answers,
+        "notes": rec.notes,
+        "location": rec.location,
+        "corrects": str(rec.corrects) if rec.corrects else None,
+    }
+    try:
+        record_hash = record_sha256(record=normalised, standard_sha256=standard.sha256,
+                                    photos=photo_hashes, results=results)
+    except Exception as exc:  # noqa: BLE001 - e.g. a non-finite number somewhere in the results
+        raise InvalidInput("the record cannot be canonicalised", [Problem("record", str(exc))]) from None
+
+    # Bytes first, rows second: a crash in between leaves an orphan file for `qc store gc`, never a dangling row.
+    overlays: dict[str, str] = {}
+    for photo in inspected:
+        ctx.store.put(photo.data, photo.sha256)
+        if photo.overlay_png:
+            overlays[photo.slot] = ctx.store.put(photo.overlay_png)
+
+    try:
+        with ctx.db.write_session() as session:
+            lot_id = None
+            if rec.lot:
+                lot_id = repo.get_or_create_lot(session, node_id=principal.node_id, product_id=product_id,
+                                                code=rec.lot, now=now).id
+            sub = Submission(
+                id=str(rec.id), node_id=principal.node_id, product_id=product_id, standard_id=std_row.id,
+                lot_id=lot_id, unit=rec.unit, technician=technician, token_id=principal.token_id,
+                captured_at=captured_at, received_at=now, verdict=str(verdict.verdict),
+                minor_defects=verdict.minor_defects, answers=answers, record=normalised,
+                request_sha256=request_hash, record_sha256=record_hash,
+            )
+            session.add(sub)
+            session.flush()
+            for photo in inspected:
+                session.add(PhotoRow(
+                    submission_seq=sub.seq, slot=photo.slot, sha256=photo.sha256, size=len(photo.data),
+                    media_type=photo.media_type, width=photo.width, height=photo.height,
+                    overlay_sha256=overlays.get(photo.slot), findings=_json_ready(photo.findings.to_dict()),
+                ))
+            for position, (result, data) in enumerate(zip(verdict.results, results, strict=True)):
+                value = result.value
+                numeric = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+                session.add(CheckResultRow(
+                    submission_seq=sub.seq, position=position, check_id=result.check_id, kind=result.kind,
+                    slot=result.slot, status=str(result.status), severity=str(result.severity),
+                    value=numeric, passed=None if result.status.value in ("inconclusive", "not_applicable")
+                    else result.status.value == "pass", detail=data,
+                ))
+            repo.add_audit_event(
+                session, actor=principal.actor, role=principal.role.value, node_id=principal.node_id,
+                action="submission.create", subject_type="submission", subject_id=str(rec.id),
+                detail={"record_sha256": record_hash, "verdict": str(verdict.verdict),
+                        "standard": f"{standard.product}@{standard.version}"}, now=now,
+            )
+    except IntegrityError:
+        # Lost a race with a concurrent upload of the same id: answer as a replay would.
+        with ctx.db.session() as session:
+            existing = repo.get_submission(session, id=str(rec.id))
+            if existing is None:
+                raise
+            return SubmissionOutcome(False, _replay(existing, principal, request_hash))
+
+    with ctx.db.session() as session:
+        stored = repo.get_submission(session, id=str(rec.id))
+        assert stored is not None
+        return SubmissionOutcome(True, submission_view(stored))
+
+
+def _resolve_principal(session: Session, principal: Principal | None, node: str | None) -> Principal:
+    if principal is None:
+        if not node:
+            raise InvalidInput("a submission needs a node", [Problem("node", "required")])
+        node_row = repo.find_node(session, name=node)
+        if node_row is None:
+            raise InvalidInput(f"no node named {node!r}", [Problem("node", "unknown node")])
+        return Principal(role=Role.TECHNICIAN, name=f"cli@{node}", node_id=node_row.id, node=node_row.name)
+    if principal.node_id is None or principal.node is None:
+        raise PermissionDenied(
+            f"a {principal.role.value} token is not bound to a node; submit with a technician token of the node"
+        )
+    return principal
+
+
+def _replay(existing: Submission, principal: Principal, request_hash: str) -> dict[str, Any]:
+    if existing.node_id != principal.node_id or existing.request_sha256 != request_hash:
+        raise Conflict(
+            f"submission {existing.id} already exists with different content; records are append-only — "
+            "send a new record with a new id (set 'corrects' to this id to correct it)",
+            [Problem("record.id", "already used for a different record")],
+        )
+    return submission_view(existing)
+
+
+def _resolve_standard(session: Session, rec: RecordIn) -> tuple[StandardRow, Standard]:
+    if rec.standard_version is None:
+        row = repo.current_standard(session, product=rec.product)
+    else:
+        row = repo.get_standard(session, product=rec.product, version=rec.standard_version)
+    if row is None:
+        known = sorted({r.product.slug for r in repo.list_standards(session)})
+        if rec.product not in known:
+            problem = Problem("record.product", f"unknown product; known: {', '.join(known) or 'none published'}")
+        elif rec.standard_version is None:
+            problem = Problem("record.product", "no released standard for this product")
+        else:
+            versions = [str(r.version) for r in repo.list_standards(session, product=rec.product)]
+            problem = Problem("record.standard_version", f"no such version; published: {', '.join(versions)}")
+        raise InvalidInput("the record names no usable standard", [problem])
+    return row, repo.standard_from_row(row)
+
+
+def _inspect_photos(
+    ctx: ServiceContext, standard: Standard, photos: Mapping[str, bytes], hashes: Mapping[str, str]
+) -> list[_Photo]:
+    """Inspect each photo; collect every refusal (naming its slot) before raising."""
+    inspected: list[_Photo] = []
+    refusals: list[tuple[ImageRejected, Problem]] = []
+    for slot_id, data in photos.items():
+        slot = standard.slot(slot_id)
+        assert slot is not None  # validate_submission refused unknown slots
+        try:
+            inspected.append(_inspect_one(ctx, slot, data, hashes[slot_id]))
+        except ImageRejected as exc:
+            refusals.append((exc, Problem(f"photos.{slot_id}", exc.message)))
+    if refusals:
+        kinds = {type(exc) for exc, _ in refusals}
+        cls = kinds.pop() if len(kinds) == 1 else ImageRejected
+        names = ", ".join(p.field.removeprefix("photos.") for _, p in refusals)
+        raise cls(f"photo refused ({names}): {refusals[0][1].reason}", [p for _, p in refusals])
+    return inspected
+
+
+def _inspect_one(ctx: ServiceContext, slot: PhotoSlot, data: bytes, sha256: str) -> _Photo:
+    from inspection.images import probe_image  # noqa: PLC0415 (keeps OpenCV out of CLI start-up)
+
+    if not data:
+        raise ImageRejected("the photo file is empty")
+    info = probe_image(data)
+    limit = ctx.settings.max_pixels
+    if info.pixels > limit:
+        raise ImageTooLarge(f"photo is {info.width}x{info.height} = {info.pixels / 1e6:.1f} MP, above the limit "
+                            f"of {limit / 1e6:g} MP; resize it on the phone (e.g. 3000 px long side)")
+    if ctx.settings.vision:
+        from service.vision import inspect_photo  # noqa: PLC0415
+
+        result = inspect_photo(data, slot, settings=ctx.settings)
+        findings, overlay = result.findings, result.overlay_png
+    else:
+        findings, overlay = PhotoFindings(slot=slot.id, error="vision disabled (KIPIMO_VISION=off)"), None
+    return _Photo(slot=slot.id, data=data, sha256=sha256, media_type=_MEDIA_TYPES[info.format],
+                  width=info.width, height=info.height, findings=findings, overlay_png=overlay)
+
+
+def submission_view(sub: Submission) -> dict[str, Any]:
+    """The JSON body for a stored submission (POST response, replay and GET are identical)."""
+    photos = []
+    for p in sub.photos:
+        quality = p.findings.get("quality") if isinstance(p.findings, dict) else None
+        photos.append({
+            "slot": p.slot,
+            "sha256": p.sha256,
+            "url": f"/api/v1/photos/{p.sha256}",
+            "overlay_url": f"/api/v1/submissions/{sub.id}/photos/{p.slot}/overlay" if p.overlay_sha256 else None,
+            "media_type": p.media_type,
+            "width": p.width,
+            "height": p.height,
+            "quality": quality,
+        })
+    body = {
+        "id": sub.id,
+        "verdict": sub.verdict,
+        "minor_defects": sub.minor_defects,
+        "standard": {"product": sub.product.slug, "version": sub.standard.version, "sha256": sub.standard.sha256},
+        "results": [r.detail for r in sub.results],
+        "photos": photos,
+        "record_sha256": sub.record_sha256,
+        "node": sub.node.name,
+        "product": sub.product.slug,
+        "lot": sub.lot.code if sub.lot else None,
+        "unit": sub.unit,
+        "technician": sub.technician,
+        "captured_at": sub.captured_at,
+        "received_at": sub.received_at,
+        "answers": sub.answers,
+        "corrects": sub.record.get("corrects"),
+    }
+    return SubmissionOut.model_validate(body).model_dump(mode="json")
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_ready(value: Any) -> Any:
+    """Findings as plain JSON (tuples to lists, non-finite floats to None)."""
+    return json.loads(json.dumps(value, default=str), parse_constant=lambda _name: None)

@@ -1,0 +1,348 @@
+"""The technician app in a real Chromium, against a real ``qc serve`` (see conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import REPO, KipimoServer, card_photo, jpeg_with_gps
+
+pytestmark = pytest.mark.e2e
+
+APP = REPO / "service" / "web" / "app"
+PHONE_PHOTO = (4000, 3000)  # what a 12 MP phone camera produces
+VISOR_LONG_SIDE = 1600  # capture.long_side in tests/e2e/standards/e2e-visor.yaml
+
+
+def expect(locator):  # noqa: ANN001, ANN201 - Playwright's assertion helper
+    from playwright.sync_api import expect as _expect  # noqa: PLC0415
+
+    return _expect(locator)
+
+
+@pytest.fixture(scope="module")
+def phone_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("photos") / "IMG_0001.jpg"
+    path.write_bytes(jpeg_with_gps(*PHONE_PHOTO))
+    return path
+
+
+def lot_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
+
+
+def wait_for_service_worker(page) -> None:  # noqa: ANN001
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+
+
+def start_visor(page, lot: str, unit: str = "U1") -> None:  # noqa: ANN001
+    page.click("button.product[data-product='e2e-visor']")
+    page.fill("#id-lot", lot)
+    page.fill("#id-unit", unit)
+    page.click("#next")
+
+
+def take_photo(page, slot: str, path: Path) -> None:  # noqa: ANN001
+    page.set_input_files(f"#photo-{slot}", str(path))
+    expect(page.locator("img.preview")).to_be_visible()
+
+
+def answer_visor(page, *, thickness: str | None = "0.50", material: str = "PETG") -> None:  # noqa: ANN001
+    page.check(f"[data-item=material] input[value='{material}']")
+    if thickness is not None:
+        page.fill("#item-thickness", thickness)
+    page.check("[data-item=edges_smooth] input[value='true']")
+
+
+def complete_visor(page, lot: str, photo: Path, unit: str = "U1") -> None:  # noqa: ANN001
+    """From the product list to the review screen, everything answered."""
+    start_visor(page, lot, unit)
+    take_photo(page, "front", photo)
+    page.click("#next")
+    answer_visor(page)
+    page.click("#next")
+    expect(page.locator("h1")).to_have_text("Check and submit")
+
+
+# 1 -------------------------------------------------------------------------------------------
+def test_sign_in_complete_checklist_with_photo_and_see_verdict(page, server: KipimoServer, phone_photo: Path) -> None:
+    assert "token=" not in page.url, "the token must be removed from the address bar"
+    expect(page.locator("#who")).to_have_text("Amina · e2e-node")
+    lot = lot_id("L1")
+    complete_visor(page, lot, phone_photo, unit="U-7")
+    page.click("#submit")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verdict", "pass")
+    expect(verdict).to_contain_text("PASS")
+    expect(page.locator("li.result[data-check='thickness']")).to_contain_text("0.4 to 0.6 mm")
+
+    stored = server.submissions(lot=lot)
+    assert len(stored) == 1
+    rec = stored[0]
+    assert (rec["product"], rec["unit"], rec["technician"], rec["verdict"]) == ("e2e-visor", "U-7", "Amina", "pass")
+    assert rec["standard"]["version"] == 1
+    assert rec["answers"] == {"material": "PETG", "thickness": 0.5, "edges_smooth": True}
+    uuid.UUID(rec["id"])  # client-generated
+
+
+def test_photo_is_resized_on_the_phone_and_loses_its_gps(page, server: KipimoServer, phone_photo: Path) -> None:
+    lot = lot_id("RS")
+    complete_visor(page, lot, phone_photo)
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_be_visible()
+    (rec,) = server.submissions(lot=lot)
+    (photo,) = rec["photos"]
+    res = server.api(photo["url"])
+    assert res.status_code == 200
+    img = Image.open(io.BytesIO(res.content))
+    # capture.long_side 1600 applied to a 4000 x 3000 photo: scale 0.4, aspect kept.
+    scale = VISOR_LONG_SIDE / max(PHONE_PHOTO)
+    assert img.format == "JPEG"
+    assert img.size == (round(PHONE_PHOTO[0] * scale), round(PHONE_PHOTO[1] * scale)) == (1600, 1200)
+    assert len(res.content) < len(phone_photo.read_bytes())
+    exif = img.getexif()
+    assert 0x8825 not in exif, "GPS position from the phone's EXIF was uploaded"
+    assert Image.open(phone_photo).getexif().get(0x8825), "test photo should carry GPS to begin with"
+
+
+# 2 -------------------------------------------------------------------------------------------
+def test_offline_submissions_wait_in_outbox_survive_reload_and_arrive_once(
+    page, phone, server: KipimoServer, phone_photo: Path, artifacts: Path
+) -> None:
+    wait_for_service_worker(page)
+    lot = lot_id("OFF")
+    phone.set_offline(True)
+    expect(page.locator("#net")).to_have_text("Offline")
+    for unit in ("A", "B"):
+        page.click("a[data-tab=home]")
+        complete_visor(page, lot, phone_photo, unit=unit)
+        page.click("#submit")
+        expect(page.locator("h1")).to_have_text("Saved on this phone")
+        expect(page.get_by_role("status").filter(has_text="saved on this phone")).to_be_visible()
+    page.click("a[href='#/outbox']")
+    expect(page.locator("#outbox-list li[data-status=pending]")).to_have_count(2)
+    expect(page.locator("#outbox-count")).to_have_text("2")
+    page.screenshot(path=str(artifacts / "outbox-offline-360x640.png"))
+    assert server.submissions(lot=lot) == []
+
+    page.reload()  # still offline: the service worker serves the app, IndexedDB keeps the records
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#outbox-list li[data-status=pending]")).to_have_count(2)
+    ids = sorted(page.locator("#outbox-list li").evaluate_all("els => els.map(e => e.dataset.id)"))
+
+    phone.set_offline(False)  # the 'online' event starts the sync
+    expect(page.locator("#outbox-summary")).to_have_text("Everything has been sent.", timeout=30_000)
+    expect(page.locator("#sent-list li[data-status=sent]")).to_have_count(2)
+    stored = server.submissions(lot=lot)
+    assert sorted(r["id"] for r in stored) == ids
+    assert sorted(r["unit"] for r in stored) == ["A", "B"]
+
+    page.reload()  # app start syncs again: nothing is sent twice
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_timeout(500)
+    assert len(server.submissions(lot=lot)) == 2
+
+
+# 3 -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def card_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("card")
+    out = {}
+    for name, blur in (("sharp", 0.8), ("blurred", 9.0)):
+        out[name] = folder / f"{name}.jpg"
+        out[name].write_bytes(card_photo(blur=blur))
+    return out
+
+
+def test_blurred_photo_gets_retake_and_retaking_fixes_it(page, server: KipimoServer, card_photos) -> None:  # noqa: ANN001
+    lot = lot_id("BL")
+    page.click("button.product[data-product='e2e-bracket']")
+    page.fill("#id-lot", lot)
+    page.click("#next")
+    take_photo(page, "top", card_photos["blurred"])
+    page.click("#next")
+    page.check("[data-item=clean] input[value='true']")
+    page.click("#next")
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "review")
+    retake = page.locator("[data-retake=top]")
+    expect(retake).to_contain_text("retake")
+    retake.get_by_role("button").click()
+
+    expect(page.locator("h1")).to_contain_text("Bracket flat on the calibration card")
+    take_photo(page, "top", card_photos["sharp"])
+    page.click("#next")
+    expect(page.locator("[data-item=clean] input[value='true']")).to_be_checked()  # answers kept
+    page.click("#next")
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_be_visible()
+    expect(page.locator("[data-retake]")).to_have_count(0)
+    results = server.submissions(lot=lot)
+    assert len(results) == 2  # the rejected photo's record stays; the retake is a new record
+    newest = results[0]
+    gate = [r for r in newest["results"] if r["slot"] == "top"]
+    assert gate and not any("retake" in (r["message"] or "") for r in gate)
+
+
+# 4 -------------------------------------------------------------------------------------------
+def test_required_item_left_empty_cannot_be_submitted(page, server: KipimoServer, phone_photo: Path) -> None:
+    lot = lot_id("RQ")
+    start_visor(page, lot)
+    take_photo(page, "front", phone_photo)
+    page.click("#next")
+    answer_visor(page, thickness=None)
+    page.click("#next")
+    problems = page.locator("#step-problems")
+    expect(problems).to_contain_text("Answer required: Sheet thickness")
+    expect(page.locator("[data-item=thickness] .error")).to_have_text("Answer required: Sheet thickness")
+    expect(page.locator("#item-thickness")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("h1")).to_have_text("Checklist")  # did not move on
+    assert not page.locator("#submit").count()
+
+    page.fill("#item-thickness", "abc")
+    page.click("#next")
+    expect(problems).to_contain_text("Not a number: Sheet thickness")
+    page.fill("#item-thickness", "0,55")  # a decimal comma is a number too
+    page.click("#next")
+    expect(page.locator("h1")).to_have_text("Check and submit")
+    expect(page.locator("#problems")).to_have_count(0)
+    assert server.submissions(lot=lot) == []
+
+
+# 5 -------------------------------------------------------------------------------------------
+def _catalog(lang: str) -> dict[str, str]:
+    return json.loads((APP / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+VISIBLE_TEXTS = """() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const n = walker.currentNode, el = n.parentElement, s = n.textContent.trim();
+    if (!s || !el || el.closest('[hidden]') || el.closest('script')) continue;
+    const cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.visibility === 'hidden') continue;
+    out.push(s);
+  }
+  for (const el of document.querySelectorAll('[aria-label], [alt], [placeholder]')) {
+    for (const a of ['aria-label', 'alt', 'placeholder']) if (el.getAttribute(a)) out.push(el.getAttribute(a).trim());
+  }
+  out.push(document.title);
+  return out;
+}"""
+
+
+def test_switching_to_french_changes_every_visible_string(page, server: KipimoServer, phone_photo: Path) -> None:
+    en, fr = _catalog("en"), _catalog("fr")
+    english_only = {v for k, v in en.items() if fr[k] != v and "{" not in v}
+    key_like = re.compile(r"^[a-z]+(\.[a-z_]+)+$")
+
+    def check(screen: str) -> None:
+        texts = page.evaluate(VISIBLE_TEXTS)
+        leftover = sorted({t for t in texts if t in english_only})
+        keys = sorted({t for t in texts if key_like.match(t) and (t in en)})
+        assert not leftover, f"{screen}: English strings left after switching to French: {leftover}"
+        assert not keys, f"{screen}: untranslated message keys: {keys}"
+
+    page.click("a[href='#/settings']")
+    page.select_option("select", "fr")
+    expect(page.locator("h1")).to_have_text("Réglages")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    check("settings")
+    page.click("a[href='#/']")
+    expect(page.locator("h1")).to_have_text("Choisir un produit")
+    check("products")
+    page.click("button.product[data-product='e2e-visor']")
+    check("lot and unit")
+    page.click("#next")  # lot missing: the error message too
+    expect(page.locator("#step-problems")).to_contain_text("Saisissez le numéro de lot")
+    check("lot and unit, with error")
+    page.fill("#id-lot", lot_id("FR"))
+    page.click("#next")
+    take_photo(page, "front", phone_photo)
+    check("photo")
+    page.click("#next")
+    page.fill("#item-thickness", "9")  # outside the range: the warning too
+    expect(page.locator("[data-item=thickness] .warn")).to_contain_text("Hors de la plage acceptable")
+    page.click("#next")
+    expect(page.locator("#step-problems")).to_contain_text("Réponse obligatoire")
+    check("checklist, with errors")
+    answer_visor(page, thickness="9")
+    page.click("#next")
+    expect(page.locator("h1")).to_have_text("Vérifier et envoyer")
+    check("review")
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_contain_text("NON CONFORME")
+    check("verdict")
+    page.click("a[href='#/outbox']")
+    check("outbox")
+    page.click("a[href='#/history']")
+    expect(page.locator("#history-list li").first).to_be_visible()
+    check("history")
+    page.reload()  # the choice is remembered
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("h1")).to_have_text("Envois récents")
+
+
+# 6 -------------------------------------------------------------------------------------------
+def test_screenshots_at_360x640(page, server: KipimoServer, phone_photo: Path, artifacts: Path) -> None:
+    start_visor(page, lot_id("SC"), unit="17")
+    take_photo(page, "front", phone_photo)
+    page.click("#next")
+    page.check("[data-item=material] input[value='PETG']")
+    page.fill("#item-thickness", "0.52")
+    page.locator("#item-thickness").blur()
+    checklist = artifacts / "checklist-360x640.png"
+    page.screenshot(path=str(checklist))
+    page.check("[data-item=edges_smooth] input[value='true']")
+    page.click("#next")
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_be_visible()
+    verdict = artifacts / "verdict-360x640.png"
+    page.screenshot(path=str(verdict))
+    for shot in (checklist, verdict):
+        assert Image.open(shot).size == (360, 640)
+    # Nothing may stick out sideways on a 360 px wide phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+# The issue's "server stopped" case: not emulated offline, the process is really gone.
+def test_server_stopped_then_back_records_sync_without_loss_or_duplicates(
+    phone, tmp_path: Path, phone_photo: Path
+) -> None:
+    srv = KipimoServer(tmp_path / "node")
+    srv.data_dir.mkdir()
+    srv.setup()
+    srv.start()
+    try:
+        page = phone.new_page()
+        page.goto(srv.sign_in_url())
+        page.wait_for_selector("body[data-ready='1']")
+        wait_for_service_worker(page)
+        srv.stop()
+        lot = lot_id("DOWN")
+        for unit in ("1", "2"):
+            page.click("a[data-tab=home]")
+            complete_visor(page, lot, phone_photo, unit=unit)
+            page.click("#submit")
+            expect(page.locator("h1")).to_have_text("Saved on this phone")
+        page.reload()  # the server is down: the shell comes from the service worker
+        page.wait_for_selector("body[data-ready='1']")
+        page.click("a[href='#/outbox']")
+        expect(page.locator("#outbox-list li[data-status=pending]")).to_have_count(2)
+        srv.start()
+        page.click("#send-now")
+        expect(page.locator("#outbox-summary")).to_have_text("Everything has been sent.", timeout=30_000)
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        page.wait_for_timeout(500)
+        stored = srv.submissions(lot=lot)
+        assert sorted(r["unit"] for r in stored) == ["1", "2"]
+    finally:
+        srv.stop()

@@ -1,0 +1,191 @@
+"""Image intake: real well-formed and malformed files, built here byte by byte."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from inspection import images
+from inspection.images import decode_image, probe_image
+from qc.errors import CorruptImage, ImageTooLarge, UnsupportedImageType
+
+
+def _pattern(h: int = 120, w: int = 200) -> np.ndarray:
+    """BGR test picture with an asymmetric mark so orientation is checkable."""
+    img = np.full((h, w, 3), 200, np.uint8)
+    img[: h // 3, : w // 4] = (0, 0, 255)  # red block at top-left
+    return img
+
+
+def _jpeg(img: np.ndarray, orientation: int | None = None, quality: int = 92) -> bytes:
+    pil = Image.fromarray(img[:, :, ::-1])
+    buf = io.BytesIO()
+    kwargs: dict = {"quality": quality}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif.tobytes()
+    pil.save(buf, "JPEG", **kwargs)
+    return buf.getvalue()
+
+
+def _encode(img: np.ndarray, ext: str, *params: int) -> bytes:
+    ok, enc = cv2.imencode(ext, img, list(params))
+    assert ok
+    return enc.tobytes()
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_bomb(w: int, h: int) -> bytes:
+    """A valid 8-bit grey PNG of w x h zeros: tiny file, huge when decoded."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (w + 1)  # filter byte + pixels
+    idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
+            + _png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("ext,params", [
+    (".jpg", (cv2.IMWRITE_JPEG_QUALITY, 95)),
+    (".png", ()),
+    (".webp", (cv2.IMWRITE_WEBP_QUALITY, 90)),
+    (".webp", (cv2.IMWRITE_WEBP_QUALITY, 101)),  # > 100 means lossless (VP8L)
+])
+def test_supported_formats_decode_to_bgr_with_header_size(ext: str, params: tuple) -> None:
+    img = _pattern()
+    data = _encode(img, ext, *params)
+    info = probe_image(data)
+    assert (info.width, info.height) == (200, 120)
+    out = decode_image(data)
+    assert out.shape == (120, 200, 3) and out.dtype == np.uint8
+    # Colour order is BGR: the red block stays in channel 2.
+    assert out[10, 10, 2] > 200 and out[10, 10, 0] < 60
+
+
+def test_type_is_sniffed_from_bytes_not_name() -> None:
+    data = _encode(_pattern(), ".png")
+    assert probe_image(data).format == "png"
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = _pattern()  # 120 x 200, red at top-left
+    out = decode_image(_jpeg(img, orientation=6))  # 6 = rotate 90 deg clockwise to display
+    assert out.shape == (200, 120, 3)
+    # After a clockwise turn the top-left block sits at the top-right.
+    assert out[5, 115, 2] > 200 and out[5, 115, 0] < 80
+    assert out[195, 5, 2] < 230 and out[195, 5, 0] > 150
+
+
+@pytest.mark.parametrize("reduce", [2, 4, 8])
+def test_reduced_decode_scales_size(reduce: int) -> None:
+    data = _jpeg(_pattern(480, 800))
+    out = decode_image(data, reduce=reduce)
+    assert out.shape == (480 // reduce, 800 // reduce, 3)
+
+
+def test_reduce_must_be_power_of_two_up_to_8() -> None:
+    with pytest.raises(ValueError):
+        decode_image(_jpeg(_pattern()), reduce=3)
+
+
+@pytest.mark.parametrize("data,expect", [
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "HEIC"),
+    (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "Most Compatible"),
+    (b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "GIF"),
+    (b"%PDF-1.7\n%...", "PDF"),
+    (b"BM" + b"\x00" * 60, "BMP"),
+    (b"II*\x00" + b"\x00" * 60, "TIFF"),
+    (b"", "empty"),
+    (b"hello, this is not an image at all", "unrecognised"),
+])
+def test_other_types_are_refused_naming_what_was_received(data: bytes, expect: str) -> None:
+    with pytest.raises(UnsupportedImageType) as err:
+        decode_image(data)
+    assert expect in str(err.value)
+    assert "JPEG" in str(err.value)
+
+
+def test_truncated_jpeg_fails_although_libjpeg_would_pad_it() -> None:
+    rng = np.random.default_rng(1)
+    data = _encode(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8), ".jpg")
+    with pytest.raises(CorruptImage, match="truncated"):
+        decode_image(data[: len(data) * 2 // 3])
+
+
+def test_jpeg_cut_inside_header_is_corrupt() -> None:
+    data = _jpeg(_pattern(), orientation=1)
+    with pytest.raises(CorruptImage):
+        decode_image(data[:40])
+
+
+def test_jpeg_with_trailer_after_end_marker_is_accepted() -> None:
+    data = _jpeg(_pattern()) + b"SAMSUNG-TRAILER" * 10
+    assert decode_image(data).shape == (120, 200, 3)
+
+
+def test_truncated_png_and_webp_are_corrupt() -> None:
+    png = _encode(_pattern(), ".png")
+    with pytest.raises(CorruptImage):
+        decode_image(png[: len(png) // 2])
+    webp = _encode(_pattern(), ".webp", cv2.IMWRITE_WEBP_QUALITY, 90)
+    with pytest.raises(CorruptImage, match="truncated"):
+        decode_image(webp[: len(webp) - 10])
+
+
+def test_png_with_garbage_image_data_is_corrupt() -> None:
+    png = bytearray(_encode(_pattern(), ".png"))
+    start = png.find(b"IDAT") + 4
+    png[start : start + 200] = bytes(range(200))
+    with pytest.raises(CorruptImage):
+        decode_image(bytes(png))
+
+
+def test_jpeg_with_bogus_huffman_table_is_corrupt() -> None:
+    data = bytearray(_jpeg(_pattern()))
+    dht = data.find(b"\xff\xc4")
+    data[dht + 5 : dht + 21] = b"\xff" * 16  # code counts that cannot form a table
+    with pytest.raises(CorruptImage, match="could not be decoded"):
+        decode_image(bytes(data))
+
+
+def test_png_decompression_bomb_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = _png_bomb(10_000, 6_000)  # 60 MP of zeros in ~60 kB
+    assert len(bomb) < 200_000
+
+    def no_decode(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoder must not run on a bomb")
+
+    monkeypatch.setattr(images.cv2, "imdecode", no_decode)
+    with pytest.raises(ImageTooLarge, match="60.0 MP"):
+        decode_image(bomb)
+
+
+def test_jpeg_header_declaring_huge_size_is_refused() -> None:
+    data = bytearray(_jpeg(_pattern()))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 40_000, 40_000)
+    with pytest.raises(ImageTooLarge, match="1600.0 MP"):
+        decode_image(bytes(data))
+
+
+def test_pixel_limit_is_configurable() -> None:
+    data = _encode(_pattern(), ".png")  # 24 000 px
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, max_pixels=20_000)
+    assert decode_image(data, max_pixels=24_000).shape == (120, 200, 3)
+
+
+def test_opencv_own_limit_is_set() -> None:
+    import os
+
+    assert int(os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"]) >= images.DEFAULT_MAX_PIXELS
