@@ -14,7 +14,7 @@ viewing tilt (from the homography with an estimated focal length).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import cv2
@@ -218,6 +218,14 @@ class CardDetection:
     px_per_mm: float  # image scale at the centre of the measuring area
     tilt_deg: float  # angle between the camera axis and the card normal
     corners: dict[int, np.ndarray]  # marker id -> 4x2 image px
+    preview: np.ndarray | None = field(default=None, repr=False, compare=False)  # photo reduced by preview_k
+    preview_k: int = 1
+
+    def preview_homography(self) -> np.ndarray:
+        """Preview px -> card mm (preview pixel centre i is photo (i + 0.5) * k - 0.5)."""
+        assert self.homography is not None
+        k = self.preview_k
+        return self.homography @ np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1.0]])
 
     @property
     def markers_found(self) -> int:
@@ -243,14 +251,23 @@ def _to_gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def detect_card(image: np.ndarray, *, max_detect_side: int = 1600) -> CardDetection:
-    """Find the card in a BGR or grey photo; markers are searched on a reduced
-    copy (fast) and their corners refined at full resolution (accurate)."""
-    gray = _to_gray(image)
-    h, w = gray.shape
-    f = min(1.0, max_detect_side / max(h, w))
-    small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
+def detect_card(image: np.ndarray, *, max_detect_side: int = 1100) -> CardDetection:
+    """Find the card in a BGR or grey photo; markers are searched on a copy
+    reduced by a whole factor (fast) and their corners refined in the
+    full-resolution photo (accurate)."""
+    h, w = image.shape[:2]
+    k = max(1, math.ceil(max(h, w) / max_detect_side))
+    if k > 1:  # whole-factor area reduction takes OpenCV's fast path
+        preview = cv2.resize(image[: h // k * k, : w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    else:
+        preview = image
+    small = _to_gray(preview)
+    k_preview = k
     corners, ids, _ = _detector().detectMarkers(small)
+    if k > 1 and (ids is None or len(ids) < 6):  # small markers: look again at full size
+        corners_full, ids_full, _ = _detector().detectMarkers(_to_gray(image))
+        if ids_full is not None and (ids is None or len(ids_full) > len(ids)):
+            corners, ids, k = corners_full, ids_full, 1
     if ids is None or len(ids) == 0:
         return _NOT_FOUND
     layout = layout_for_ids(ids.ravel())
@@ -259,19 +276,15 @@ def detect_card(image: np.ndarray, *, max_detect_side: int = 1600) -> CardDetect
     found: dict[int, np.ndarray] = {}
     for c, i in zip(corners, ids.ravel(), strict=True):
         if int(i) in layout.ids and int(i) not in found:
-            found[int(i)] = c.reshape(4, 2).astype(np.float64) / f  # approx. full-res px
+            # small-image pixel centre i is full-image (i + 0.5) * k - 0.5
+            found[int(i)] = (c.reshape(4, 2).astype(np.float64) + 0.5) * k - 0.5
     if len(found) < 2:
         return _NOT_FOUND
-    img_pts = np.concatenate([found[i] for i in sorted(found)]).astype(np.float32)
-    card_pts = np.concatenate([layout.marker_corners(i) for i in sorted(found)])
-    # Refine at full resolution; the window scales with the marker's size in pixels.
+    ids_sorted = tuple(sorted(found))
+    card_pts = np.concatenate([layout.marker_corners(i) for i in ids_sorted])
     side = float(np.median([np.linalg.norm(c[0] - c[1]) for c in found.values()]))
     win = int(np.clip(side / _MARKER_CELLS * 0.4, 2, 12))
-    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.01)
-    cv2.cornerSubPix(gray, img_pts.reshape(-1, 1, 2), (win, win), (-1, -1), crit)
-    img_pts64 = img_pts.astype(np.float64)
-    if len(found) < 2 or len(img_pts64) < 8:
-        return _NOT_FOUND
+    img_pts64 = np.concatenate([_refine(image, found[i], win) for i in ids_sorted])
     H, mask = cv2.findHomography(img_pts64, card_pts, cv2.RANSAC, 1.0)
     if H is None:
         return _NOT_FOUND
@@ -282,10 +295,22 @@ def detect_card(image: np.ndarray, *, max_detect_side: int = 1600) -> CardDetect
     err_px = float(np.sqrt(np.mean(np.sum((proj - img_pts64) ** 2, axis=1)[inl])))
     ax0, ay0, ax1, ay1 = layout.area
     ppm = local_scale(Hinv, ((ax0 + ax1) / 2, (ay0 + ay1) / 2))
-    ids_sorted = tuple(sorted(found))
-    refined = {i: img_pts64[k * 4 : k * 4 + 4] for k, i in enumerate(ids_sorted)}
+    refined = {i: img_pts64[n * 4 : n * 4 + 4] for n, i in enumerate(ids_sorted)}
     return CardDetection(True, layout, ids_sorted, H, err_px, err_px / ppm, ppm,
-                         viewing_tilt(Hinv, (w, h)), refined)
+                         viewing_tilt(Hinv, (w, h)), refined, preview, k_preview)
+
+
+def _refine(image: np.ndarray, pts: np.ndarray, win: int) -> np.ndarray:
+    """Sub-pixel corners in the full-resolution photo, on a grey crop around one marker."""
+    h, w = image.shape[:2]
+    m = win + 3
+    x0, y0 = max(0, int(pts[:, 0].min()) - m), max(0, int(pts[:, 1].min()) - m)
+    x1, y1 = min(w, int(pts[:, 0].max()) + m + 1), min(h, int(pts[:, 1].max()) + m + 1)
+    crop = _to_gray(image[y0:y1, x0:x1])
+    p = (pts - [x0, y0]).astype(np.float32).reshape(-1, 1, 2)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.01)
+    cv2.cornerSubPix(crop, p, (win, win), (-1, -1), crit)
+    return p.reshape(-1, 2).astype(np.float64) + [x0, y0]
 
 
 def local_scale(card_to_img: np.ndarray, at_mm: tuple[float, float]) -> float:
@@ -334,3 +359,41 @@ def viewing_tilt(card_to_img: np.ndarray, image_size: tuple[int, int]) -> float:
     n = np.cross(r1 / np.linalg.norm(r1), r2 / np.linalg.norm(r2))
     n /= np.linalg.norm(n)
     return float(math.degrees(math.acos(min(1.0, abs(n[2])))))
+
+
+def card_pdf(paper: str = "a4", dpi: float = 300.0) -> bytes:
+    """A one-page PDF of the card: the page is the paper size exactly, and the
+    card image (lossless, Flate) is placed at ``dpi`` so it prints at 100 %."""
+    import zlib  # noqa: PLC0415
+
+    page, _layout, _origin = render_card(paper, dpi)
+    h, w = page.shape
+    pw_pt, ph_pt = (v / 25.4 * 72 for v in PAPERS[paper])
+    iw_pt, ih_pt = w / dpi * 72, h / dpi * 72  # image size at its dpi, points
+    # the rendered page has whole pixels; centre it so the card's centre is the paper's
+    x0, y0 = (pw_pt - iw_pt) / 2, (ph_pt - ih_pt) / 2
+    content = f"q {iw_pt:.4f} 0 0 {ih_pt:.4f} {x0:.4f} {y0:.4f} cm /Card Do Q".encode()
+    data = zlib.compress(page.tobytes(), 9)
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {pw_pt:.4f} {ph_pt:.4f}] "
+         f"/Resources << /XObject << /Card 4 0 R >> >> /Contents 5 0 R >>").encode(),
+        (f"<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray "
+         f"/BitsPerComponent 8 /Filter /FlateDecode /Length {len(data)} >>\nstream\n").encode()
+        + data + b"\nendstream",
+        f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream",
+        (f"<< /Title (Kipimo calibration card {paper.upper()}) "
+         f"/Subject ({PRINT_INSTRUCTIONS.replace('(', '[').replace(')', ']')}) >>").encode("latin-1", "replace"),
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R /Info 6 0 R >>\n"
+            f"startxref\n{xref}\n%%EOF\n").encode()
+    return bytes(out)

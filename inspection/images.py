@@ -24,8 +24,8 @@ DEFAULT_MAX_PIXELS = 50_000_000
 _OPENCV_MAX_PIXELS = max(DEFAULT_MAX_PIXELS, int(os.environ.get("KIPIMO_MAX_PIXELS", "0") or 0))
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(_OPENCV_MAX_PIXELS))
 
-import cv2
-import numpy as np
+import cv2  # noqa: E402  (after the environment variable above)
+import numpy as np  # noqa: E402
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageInfo", "decode_image", "probe_image"]
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from inspection.card import PRINT_SCALE_TOLERANCE, CardDetection
 from qc.findings import Feature, Measurement
@@ -81,68 +80,111 @@ def rectify(image: np.ndarray, det: CardDetection, r: float,
     x0, y0, x1, y1 = x0 + inset, y0 + inset, x1 - inset, y1 - inset
     S = np.array([[r, 0, -x0 * r - 0.5], [0, r, -y0 * r - 0.5], [0, 0, 1]])
     size = (int(round((x1 - x0) * r)), int(round((y1 - y0) * r)))
-    out = cv2.warpPerspective(image, S @ det.homography, size, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+    M = S @ det.homography
+    if det.preview is not None and det.preview_k > 1 and det.px_per_mm / det.preview_k >= 0.6 * r:
+        # The detector's reduced copy is sharp enough for this view and far cheaper
+        # to sample; edges are still located in the full-resolution photo.
+        image, M = det.preview, S @ det.preview_homography()
+    out = cv2.warpPerspective(image, M, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out, (x0, y0)
 
 
-def _fit_background(c: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """Quadratic lighting surface fitted to background pixels (subsampled)."""
-    h, w = c.shape
-    step = max(1, int(math.sqrt(h * w / 40_000)))
-    ys, xs = np.mgrid[0:h:step, 0:w:step]
-    sel = bg[::step, ::step]
-    x, y = xs[sel] / w - 0.5, ys[sel] / h - 0.5
-    A = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])
-    coef, *_ = np.linalg.lstsq(A, c[::step, ::step][sel], rcond=None)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    xx, yy = xx / w - 0.5, yy / h - 0.5
-    surf = coef[0] + coef[1] * xx + coef[2] * yy + coef[3] * xx * xx + coef[4] * xx * yy + coef[5] * yy * yy
-    return np.maximum(surf.astype(np.float32), 1.0)
+class _Light:
+    """Quadratic lighting surface fitted to card-background pixels, in rectified px."""
+
+    def __init__(self, c: np.ndarray, bg: np.ndarray) -> None:
+        h, w = c.shape
+        self.h, self.w = h, w
+        step = max(1, int(math.sqrt(h * w / 10_000)))
+        ys, xs = np.mgrid[0:h:step, 0:w:step]
+        sel = bg[::step, ::step]
+        A = self._basis(xs[sel].astype(np.float64), ys[sel].astype(np.float64))
+        b = c[::step, ::step][sel].astype(np.float64)
+        self.coef = np.linalg.solve(A.T @ A + 1e-9 * np.eye(6), A.T @ b)  # 6 unknowns: normal equations
+
+    def _basis(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        x, y = u / self.w - 0.5, v / self.h - 0.5
+        return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+
+    def at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.maximum(self._basis(u, v) @ self.coef, 1.0)
+
+    def image(self) -> np.ndarray:
+        c = self.coef.astype(np.float32)
+        x = (np.arange(self.w, dtype=np.float32) / self.w - 0.5)[None, :]
+        y = (np.arange(self.h, dtype=np.float32) / self.h - 0.5)[:, None]
+        surf = (c[0] + c[1] * x + c[3] * x * x) + (c[2] * y + c[5] * y * y) + c[4] * (y * x)
+        return np.maximum(surf, 1.0)
 
 
-def _normalise(rect: np.ndarray) -> tuple[np.ndarray, float]:
-    """Card -> ~1, part -> its relative darkness; returns (image, half-way level)."""
-    c = rect.min(axis=2).astype(np.float32) if rect.ndim == 3 else rect.astype(np.float32)
+def _normalise(rect: np.ndarray) -> tuple[np.ndarray, float, _Light]:
+    """Card -> ~1, part -> its relative darkness; returns (image, half-way level, light)."""
+    c = (cv2.min(cv2.min(rect[..., 0], rect[..., 1]), rect[..., 2]) if rect.ndim == 3 else rect).astype(np.float32)
     small = cv2.GaussianBlur(c, (0, 0), 1.0)
     t, _ = cv2.threshold(small.astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     bg = small > t
-    for _ in range(2):
-        light = _fit_background(c, bg)
-        n = c / light
-        part_level = float(np.median(n[~bg])) if (~bg).any() else 0.0
+    level = 0.5
+    for _ in range(2):  # fit the light to the background, re-split with the new level
+        light = _Light(c, bg)
+        n = c / light.image()
+        part = n[::2, ::2][~bg[::2, ::2]]
+        part_level = float(np.median(part)) if part.size else 0.0
         level = (1.0 + part_level) / 2
         bg = cv2.GaussianBlur(n, (0, 0), 1.0) > level
-    return n, level
+    return n, level, light
 
 
-def _subpixel_edges(n: np.ndarray, grad: tuple[np.ndarray, np.ndarray], contour: np.ndarray,
-                    level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Move boundary pixels to the level crossing along the gradient; also return the slope."""
-    pts = contour.reshape(-1, 2).astype(np.float64)
-    gy, gx = grad
-    xi, yi = pts[:, 0].astype(int), pts[:, 1].astype(int)
-    d = np.stack([gx[yi, xi], gy[yi, xi]], axis=1)
-    norm = np.linalg.norm(d, axis=1, keepdims=True)
-    ok = norm[:, 0] > 1e-6
-    d = np.where(ok[:, None], d / np.maximum(norm, 1e-12), 0.0)
-    ts = np.arange(-3.0, 3.01, 0.25)
-    sx = pts[:, 0:1] + d[:, 0:1] * ts[None, :]
-    sy = pts[:, 1:2] + d[:, 1:2] * ts[None, :]
-    prof = ndimage.map_coordinates(n, [sy.ravel(), sx.ravel()], order=1, mode="nearest").reshape(sx.shape)
-    above = prof >= level
-    # first crossing from below to above, nearest to the start pixel
-    cross = (~above[:, :-1]) & above[:, 1:]
-    idx = np.where(cross.any(axis=1), np.argmax(cross, axis=1), -1)
-    good = ok & (idx >= 0)
-    i = np.clip(idx, 0, len(ts) - 2)
-    rows = np.arange(len(pts))
-    p0, p1 = prof[rows, i], prof[rows, i + 1]
-    frac = np.clip((level - p0) / np.maximum(p1 - p0, 1e-9), 0, 1)
-    t = ts[i] + frac * (ts[1] - ts[0])
-    slope = (p1 - p0) / (ts[1] - ts[0])
-    out = pts + d * t[:, None]
-    return out[good], slope[good]
+class _EdgeSampler:
+    """Finds edges to sub-pixel precision in the original photo.
+
+    The coarse contour (rectified px) gives a start point and a normal; the
+    photo is sampled along that normal (mapped through the homography), the
+    profile divided by the lighting surface, and the half-way crossing taken.
+    """
+
+    def __init__(self, image: np.ndarray, det: CardDetection, r: float, origin: tuple[float, float],
+                 light: _Light, level: float, grad: tuple[np.ndarray, np.ndarray]) -> None:
+        self.image, self.r, self.origin, self.light, self.level = image, r, origin, light, level
+        self.card_to_img = det.inverse
+        self.img_ppm = det.px_per_mm
+        self.gy, self.gx = grad
+
+    def edges(self, contour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Edge points in card mm and the profile slope at each (per mm)."""
+        pix = contour.reshape(-1, 2)
+        u, v = pix[:, 0].astype(np.float64), pix[:, 1].astype(np.float64)
+        d = np.stack([self.gx[pix[:, 1], pix[:, 0]], self.gy[pix[:, 1], pix[:, 0]]], axis=1).astype(np.float64)
+        norm = np.linalg.norm(d, axis=1)
+        ok = norm > 1e-6
+        d = d[ok] / norm[ok, None]
+        u, v = u[ok], v[ok]
+        ox, oy = self.origin
+        px_mm = np.column_stack([ox + (u + 0.5) / self.r, oy + (v + 0.5) / self.r])
+        reach = 2.0 / self.r + 4.0 / self.img_ppm  # coarse error + blur, mm
+        k = int(min(96, math.ceil(2 * reach * self.img_ppm / 0.25))) + 1
+        t = np.linspace(-reach, reach, k)
+        sx = px_mm[:, 0:1] + d[:, 0:1] * t[None, :]
+        sy = px_mm[:, 1:2] + d[:, 1:2] * t[None, :]
+        Hc = self.card_to_img
+        w = Hc[2, 0] * sx + Hc[2, 1] * sy + Hc[2, 2]
+        mx = ((Hc[0, 0] * sx + Hc[0, 1] * sy + Hc[0, 2]) / w).astype(np.float32)
+        my = ((Hc[1, 0] * sx + Hc[1, 1] * sy + Hc[1, 2]) / w).astype(np.float32)
+        prof = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        prof = prof.min(axis=2).astype(np.float64) if prof.ndim == 3 else prof.astype(np.float64)
+        prof /= self.light.at((sx - ox) * self.r - 0.5, (sy - oy) * self.r - 0.5)
+        above = prof >= self.level
+        cross = (~above[:, :-1]) & above[:, 1:]
+        p0, p1 = prof[:, :-1], prof[:, 1:]
+        frac = np.clip((self.level - p0) / np.where(p1 - p0 > 1e-9, p1 - p0, 1e-9), 0, 1)
+        tc = t[None, :-1] + frac * (t[1] - t[0])
+        dist = np.where(cross, np.abs(tc), np.inf)
+        j = np.argmin(dist, axis=1)
+        rows = np.arange(len(j))
+        good = np.isfinite(dist[rows, j])
+        tt = tc[rows, j]
+        slope = (p1[rows, j] - p0[rows, j]) / (t[1] - t[0])
+        pts = px_mm + d * tt[:, None]
+        return pts[good], slope[good]
 
 
 def fit_circle(pts: np.ndarray) -> tuple[float, float, float, float]:
@@ -158,11 +200,10 @@ def fit_circle(pts: np.ndarray) -> tuple[float, float, float, float]:
     r = math.sqrt(max(sol[2] + cx * cx + cy * cy, 1e-12))
     for _ in range(10):
         dx, dy = u - cx, v - cy
-        dist = np.hypot(dx, dy)
-        dist = np.maximum(dist, 1e-12)
+        dist = np.maximum(np.hypot(dx, dy), 1e-12)
         res = dist - r
         J = np.column_stack([-dx / dist, -dy / dist, -np.ones_like(dist)])
-        step, *_ = np.linalg.lstsq(J, -res, rcond=None)
+        step = np.linalg.solve(J.T @ J, -J.T @ res)
         cx, cy, r = cx + step[0], cy + step[1], r + step[2]
         if np.abs(step).max() < 1e-9:
             break
@@ -192,29 +233,35 @@ class _Budget:
     def print_scale(self, value: float) -> float:
         return abs(value) * PRINT_SCALE_TOLERANCE / math.sqrt(3)
 
-    def edge_bias(self, slope_per_px: float, r: float) -> float:
-        """Std. uncertainty (mm) of an edge's position from the level's uncertainty.
-        ``slope_per_px`` is the normalised profile's slope in rectified px."""
-        contrast_px = _LEVEL_UNCERTAINTY / max(slope_per_px, 1e-3)
-        floor = 0.05 / self.img_ppm  # resampling and JPEG, 0.05 photo px
-        return math.hypot(contrast_px / r, floor)
+    def edge_bias(self, slope_per_mm: float) -> float:
+        """Std. uncertainty (mm) of an edge's position from the half-way level's
+        uncertainty (a shallower, more blurred edge moves more), plus resampling."""
+        level = _LEVEL_UNCERTAINTY / max(slope_per_mm, 1e-3)
+        floor = 0.05 / self.img_ppm  # interpolation and JPEG, 0.05 photo px
+        return math.hypot(level, floor)
 
 
-def measure_part(image: np.ndarray, det: CardDetection, *, max_px_per_mm: float = 14.0) -> PartMeasurement:
-    """Measure the one part on the card. Raises MeasureError with advice when it cannot."""
+def measure_part(image: np.ndarray, det: CardDetection, *, view_px_per_mm: float = 4.0) -> PartMeasurement:
+    """Measure the one part on the card. Raises MeasureError with advice when it cannot.
+
+    Segmentation runs on the measuring area rectified at ``view_px_per_mm``;
+    edges are then located in the full-resolution photo.
+    """
     if not det.found or det.layout is None:
         raise MeasureError("calibration card not found")
-    r = float(np.clip(det.px_per_mm, 4.0, max_px_per_mm))
+    r = float(min(view_px_per_mm, det.px_per_mm))
     rect, origin = rectify(image, det, r)
-    n, level = _normalise(rect)
-    mask = (cv2.GaussianBlur(n, (0, 0), 0.7) < level).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, level, light = _normalise(rect)
+    if level > 0.9:  # "part" less than 20 % darker than the card: noise, or a white part
+        raise MeasureError("no part found on the card — place the part inside the measuring area "
+                           "(white or very light parts need a dark card)")
+    raw = (cv2.GaussianBlur(n, (0, 0), 0.7) < level).astype(np.uint8)
+    mask = cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         raise MeasureError("no part found on the card — place the part inside the measuring area")
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    area_px = stats[k, cv2.CC_STAT_AREA]
-    if area_px < (3 * r) ** 2:
+    if stats[k, cv2.CC_STAT_AREA] < (3 * r) ** 2:
         raise MeasureError("no part found on the card — place the part inside the measuring area")
     x, y, w, h = stats[k, :4]
     H, W = mask.shape
@@ -224,22 +271,19 @@ def measure_part(image: np.ndarray, det: CardDetection, *, max_px_per_mm: float 
     contours, hier = cv2.findContours(part, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     smooth = cv2.GaussianBlur(n, (0, 0), 1.0)
     grad = (cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3))
-    ox, oy = origin
-
-    def to_mm(p: np.ndarray) -> np.ndarray:
-        return np.column_stack([ox + (p[:, 0] + 0.5) / r, oy + (p[:, 1] + 0.5) / r])
+    sampler = _EdgeSampler(image, det, r, origin, light, level, grad)
 
     outer_i = max(range(len(contours)), key=lambda i: len(contours[i]) if hier[0][i][3] < 0 else -1)
-    outer_px, outer_slope = _subpixel_edges(n, grad, contours[outer_i], level)
-    outer = to_mm(outer_px)
+    outer, outer_slope = sampler.edges(contours[outer_i])
+    if len(outer) < 12:
+        raise MeasureError("the part's outline could not be found — check the light and retake")
     holes: list[tuple[Circle, float, float]] = []  # circle, area, slope
     for i, c in enumerate(contours):
-        if hier[0][i][3] != outer_i or len(c) < 12:
+        if hier[0][i][3] != outer_i or len(c) < 8:
             continue
-        hp, hs = _subpixel_edges(n, grad, c, level)
-        if len(hp) < 12:
+        hmm, hs = sampler.edges(c)
+        if len(hmm) < 8:
             continue
-        hmm = to_mm(hp)
         a = _polygon_area(hmm)
         if 2 * math.sqrt(a / math.pi) < MIN_HOLE_DIAMETER_MM:
             continue
@@ -251,13 +295,13 @@ def measure_part(image: np.ndarray, det: CardDetection, *, max_px_per_mm: float 
     budget = _Budget(det, img_ppm)
     ms: list[Measurement] = []
     slope = float(np.median(outer_slope))
-    u_edge = budget.edge_bias(slope, r)
+    u_edge = budget.edge_bias(slope)
     # Local edge noise: scatter of points about a smoothed outline.
     nb = 5
     kernel = np.ones(2 * nb + 1) / (2 * nb + 1)
     sm = np.column_stack([np.convolve(np.pad(outer[:, j], nb, mode="wrap"), kernel, "valid")
                           for j in range(2)])
-    scatter = float(np.sqrt(np.mean(np.sum((outer - sm) ** 2, axis=1))))
+    scatter = 1.4826 * float(np.median(np.linalg.norm(outer - sm, axis=1)))  # robust to corners
 
     (rcx, rcy), (rw, rh), ang = cv2.minAreaRect(outer.astype(np.float32))
     length, width = max(rw, rh), min(rw, rh)
@@ -285,16 +329,16 @@ def measure_part(image: np.ndarray, det: CardDetection, *, max_px_per_mm: float 
 
     ms.append(Measurement(Feature.HOLE_COUNT.value, float(len(holes)), 0.0, unit="count"))
     for idx, (c, _a, hslope) in enumerate(holes, start=1):
-        he = budget.edge_bias(hslope, r)
+        he = budget.edge_bias(hslope)
         ne = max(1.0, c.n / (_EDGE_CORRELATION_PX * r / img_ppm + 1))
         hd = 2 * c.r
         U = budget.expand(2 * he, 2 * c.rms / math.sqrt(ne), math.sqrt(2) * budget.u_point,
                           budget.print_scale(hd))
         ms.append(Measurement(Feature.HOLE_DIAMETER.value, round(hd, 4), round(U, 4), index=idx))
     if len(holes) >= 2:
-        a, b = holes[0][0], holes[1][0]
-        sp = math.hypot(a.cx - b.cx, a.cy - b.cy)
-        u_c = math.hypot(a.rms / math.sqrt(max(1, a.n / 4)), b.rms / math.sqrt(max(1, b.n / 4)))
+        h1, h2 = holes[0][0], holes[1][0]
+        sp = math.hypot(h1.cx - h2.cx, h1.cy - h2.cy)
+        u_c = math.hypot(h1.rms / math.sqrt(max(1, h1.n / 4)), h2.rms / math.sqrt(max(1, h2.n / 4)))
         U = budget.expand(u_c, math.sqrt(2) * budget.u_point, budget.print_scale(sp),
                           0.05 / img_ppm)
         ms.append(Measurement(Feature.HOLE_SPACING.value, round(sp, 4), round(U, 4)))

@@ -40,6 +40,7 @@ class QualityLimits:
     max_glare_fraction: float = 0.02
     max_tilt_deg: float = 35.0
     min_pixels: int = 0
+    min_sharpness_set: bool = False  # the standard named a sharpness limit
 
     @classmethod
     def from_slot(cls, slot: Any) -> QualityLimits:
@@ -50,6 +51,7 @@ class QualityLimits:
             v = getattr(q, f.name, None) if q is not None else None
             if v is not None:
                 over[f.name] = v
+        over["min_sharpness_set"] = "min_sharpness" in over
         mp = getattr(slot, "min_pixels", 0) or 0
         if mp:
             over["min_pixels"] = int(mp)
@@ -70,7 +72,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def marker_sharpness(gray: np.ndarray, det: CardDetection) -> float:
+def marker_sharpness(image: np.ndarray, det: CardDetection) -> float:
     """Median over markers of var(Laplacian) of the rectified marker, contrast-normalised."""
     assert det.layout is not None
     s = det.layout.marker_size
@@ -81,7 +83,7 @@ def marker_sharpness(gray: np.ndarray, det: CardDetection) -> float:
         ideal = det.layout.marker_corners(mid)
         dst = (ideal - ideal[0] + m) * _SHARP_PPM - 0.5
         Hm = cv2.getPerspectiveTransform(corners.astype(np.float32), dst.astype(np.float32))
-        patch = cv2.warpPerspective(gray, Hm, (size, size), flags=cv2.INTER_AREA).astype(np.float32)
+        patch = _gray(cv2.warpPerspective(image, Hm, (size, size), flags=cv2.INTER_LINEAR)).astype(np.float32)
         lo, hi = np.percentile(patch, 5), np.percentile(patch, 95)
         if hi - lo < 10:
             continue
@@ -90,14 +92,17 @@ def marker_sharpness(gray: np.ndarray, det: CardDetection) -> float:
     return float(np.median(vals)) if vals else 0.0
 
 
-def _paper_ring(gray: np.ndarray, det: CardDetection) -> tuple[np.ndarray, np.ndarray]:
+def _paper_ring(image: np.ndarray, det: CardDetection) -> tuple[np.ndarray, np.ndarray]:
     """Grey levels of the paper between markers and measuring area, and of the area."""
     assert det.layout is not None and det.homography is not None
     lay = det.layout
     r = 2.0
     S = np.array([[r, 0, -0.5], [0, r, -0.5], [0, 0, 1]])
     w, h = int(lay.width * r), int(lay.height * r)
-    card = cv2.warpPerspective(gray, S @ det.homography, (w, h), flags=cv2.INTER_AREA)
+    H = det.homography
+    if det.preview is not None:  # 2 px/mm needs no more than the detector's reduced copy
+        image, H = det.preview, det.preview_homography()
+    card = _gray(cv2.warpPerspective(image, S @ H, (w, h), flags=cv2.INTER_LINEAR))
     ring = np.zeros((h, w), bool)
     s = lay.marker_size
     ring[int(2 * r) : h - int(2 * r), int((s + 1) * r) : int((lay.area[0] - 1) * r)] = True
@@ -107,24 +112,26 @@ def _paper_ring(gray: np.ndarray, det: CardDetection) -> tuple[np.ndarray, np.nd
 
 
 def assess_quality(image: np.ndarray, det: CardDetection | None, limits: QualityLimits = DEFAULT_LIMITS,
-                   *, card: bool = True) -> PhotoQuality:
-    """All gate metrics for one photo (``det`` from ``detect_card``; None when ``card`` is False)."""
-    gray = _gray(image)
-    h, w = gray.shape
+                   *, card: bool = True, pixels: int | None = None) -> PhotoQuality:
+    """All gate metrics for one photo (``det`` from ``detect_card``; None when ``card`` is False).
+    ``pixels``: the photo's full pixel count when ``image`` was decoded reduced."""
+    h, w = image.shape[:2]
     out: list[QualityMetric] = []
     if limits.min_pixels:
-        out.append(_metric("pixels", h * w / 1e6, limits.min_pixels / 1e6, "min",
+        out.append(_metric("pixels", (pixels or h * w) / 1e6, limits.min_pixels / 1e6, "min",
                            "photo resolution too low — use the camera's full resolution", "{:.1f} MP"))
     if not card:
-        sharp = float(cv2.Laplacian(cv2.resize(gray, (1000, round(1000 * h / w))), cv2.CV_32F).var())
-        out.append(_metric("sharpness", sharp, limits.min_sharpness, "min",
-                           "too blurred — hold the phone steady and tap to focus", "{:.0f}"))
-        dark = float(np.mean(gray < 20))
-        bright = float(np.mean(gray >= 250))
-        out.append(_metric("dark", dark, limits.max_dark_fraction, "max",
+        gray = _gray(image)
+        # Without the card there is no known target to judge focus by: sharpness is
+        # checked only when the standard sets a limit for this slot.
+        if limits.min_sharpness_set:
+            sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+            out.append(_metric("sharpness", sharp, limits.min_sharpness, "min",
+                               "too blurred — hold the phone steady and tap to focus", "{:.0f}"))
+        out.append(_metric("dark", float(np.mean(gray < 20)), limits.max_dark_fraction, "max",
                            "too dark — add light", "{:.0%}"))
-        out.append(_metric("bright", bright, limits.max_bright_fraction, "max",
-                           "overexposed — avoid direct light", "{:.0%}"))
+        out.append(_metric("bright", float(np.mean(gray >= 250)), limits.max_bright_fraction, "max",
+                           "overexposed — avoid direct light or the flash", "{:.0%}"))
         return PhotoQuality(tuple(out))
     found = 0 if det is None or not det.found else det.markers_found
     out.append(_metric("card_markers", found, limits.min_markers, "min",
@@ -135,9 +142,9 @@ def assess_quality(image: np.ndarray, det: CardDetection | None, limits: Quality
     out.append(_metric("resolution", det.px_per_mm, limits.min_px_per_mm, "min",
                        "too far away or photo too small — move closer so the card fills the photo",
                        "{:.1f} px/mm"))
-    out.append(_metric("sharpness", marker_sharpness(gray, det), limits.min_sharpness, "min",
+    out.append(_metric("sharpness", marker_sharpness(image, det), limits.min_sharpness, "min",
                        "too blurred — hold the phone steady and tap the card to focus", "{:.0f}"))
-    ring, area = _paper_ring(gray, det)
+    ring, area = _paper_ring(image, det)
     dark = float(np.mean(ring < 60)) if ring.size else 1.0
     bright = float(np.mean(ring >= 250)) if ring.size else 0.0
     out.append(_metric("dark", dark, limits.max_dark_fraction, "max",

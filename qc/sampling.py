@@ -42,6 +42,7 @@ __all__ = [
     "ClassStatus",
     "LotDisposition",
     "LotOutcome",
+    "lot_outcome",
     "SwitchingState",
     "code_letter",
     "normalize_aql",
@@ -344,6 +345,23 @@ class LotOutcome:
     reduced_approved: bool = True  # the responsible authority deems reduced inspection desirable
 
 
+def lot_outcome(plan: SamplingPlan, defects: int, *, production_steady: bool = True,
+                reduced_approved: bool = True) -> LotOutcome:
+    """The switching-rule view of a finished lot judged with ``plan``.
+
+    "Accepted at one step tighter AQL" uses the Ac of the column to the left in
+    the same row and sample size (for Ac >= 2 that cell is always a plan).
+    """
+    tighter = False
+    if plan.accept >= 2:
+        i = AQL_COLUMNS.index(plan.aql)
+        cell = master_table_cell(plan.inspection, plan.plan_letter, AQL_COLUMNS[i - 1])
+        tighter = defects <= int(cell.split("/")[0])
+    return LotOutcome(accepted=defects <= plan.accept, accept_number=plan.accept,
+                      accepted_at_tighter_aql=tighter, production_steady=production_steady,
+                      reduced_approved=reduced_approved)
+
+
 @dataclass(frozen=True)
 class SwitchingState:
     """Where one product x node x class stands in the switching scheme (clause 9.3)."""
@@ -362,6 +380,24 @@ class SwitchingState:
         d["inspection"] = str(self.inspection)
         d["recent_normal"] = list(self.recent_normal)
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SwitchingState:
+        """Rebuild a stored state (the inverse of ``to_dict``)."""
+        try:
+            return cls(
+                inspection=Inspection(d["inspection"]),
+                discontinued=bool(d.get("discontinued", False)),
+                recent_normal=tuple(bool(x) for x in d.get("recent_normal", ())),
+                tightened_accepted_run=int(d.get("tightened_accepted_run", 0)),
+                tightened_not_accepted=int(d.get("tightened_not_accepted", 0)),
+                switching_score=int(d.get("switching_score", 0)),
+                lots=int(d.get("lots", 0)),
+                last_change=d.get("last_change"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput("not a stored switching state",
+                               [Problem("state", f"{type(exc).__name__}: {exc}")]) from None
 
 
 def _enter(inspection: Inspection, lots: int, why: str) -> SwitchingState:

@@ -14,6 +14,10 @@ column, columns in the order of ``AQL_COLUMNS``):
 
 The sample size changes with the row an arrow leads to. The 1999 reduced table
 has no gap between Ac and Re (Re = Ac + 1), unlike MIL-STD-105E's Table II-C.
+As printed, Table 2-A has an up arrow in row A under AQL 10 and a down arrow in
+row R under 0.015 with no plan beyond; ``qc.sampling`` then takes the first
+plan the other way along the column. Table 2-B's row S (n = 3150) is reached
+only through the down arrows of row R.
 """
 
 from __future__ import annotations

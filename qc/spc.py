@@ -49,11 +49,16 @@ __all__ = [
     "imr_chart",
 ]
 
-# d2 and d3 (mean and sd of the relative range), Montgomery Appendix Table VI, n = 2..25.
-_D2 = (1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078, 3.173, 3.258, 3.336,
-       3.407, 3.472, 3.532, 3.588, 3.640, 3.689, 3.735, 3.778, 3.819, 3.858, 3.895, 3.931)
-_D3 = (0.853, 0.888, 0.880, 0.864, 0.848, 0.833, 0.820, 0.808, 0.797, 0.787, 0.778, 0.770,
-       0.763, 0.756, 0.750, 0.744, 0.739, 0.734, 0.729, 0.724, 0.720, 0.716, 0.712, 0.708)
+# d2 and d3 (mean and sd of the range of n standard normals), n = 2..25, to five decimals
+# (numerical integration; they round to Montgomery's Appendix Table VI).
+_D2 = (1.12838, 1.69257, 2.05875, 2.32593, 2.53441, 2.70436, 2.84720, 2.97003, 3.07751,
+       3.17287, 3.25846, 3.33598, 3.40676, 3.47183, 3.53198, 3.58788, 3.64006, 3.68896,
+       3.73495, 3.77834, 3.81938, 3.85832, 3.89535, 3.93063)
+_D3 = (0.85250, 0.88837, 0.87981, 0.86408, 0.84804, 0.83321, 0.81983, 0.80783, 0.79705,
+       0.78731, 0.77848, 0.77042, 0.76302, 0.75621, 0.74991, 0.74405, 0.73859, 0.73348,
+       0.72869, 0.72417, 0.71991, 0.71589, 0.71207, 0.70844)
+
+_Floats = Sequence[float] | np.ndarray
 
 ALL_RULES = frozenset(range(1, 9))
 RULE_NAMES = {
@@ -119,6 +124,16 @@ class Baseline:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": dict(self.params), "n_points": self.n_points}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Baseline:
+        """Rebuild a stored baseline (the inverse of ``to_dict``)."""
+        try:
+            params = {str(k): float(v) for k, v in d["params"].items()}
+            return cls(str(d["kind"]), params, int(d["n_points"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInput("not a stored control-chart baseline",
+                               [Problem("baseline", f"{type(exc).__name__}: {exc}")]) from None
+
 
 @dataclass(frozen=True)
 class ControlChart:
@@ -176,11 +191,11 @@ def _samples(points: Sequence[int]) -> str:
 
 
 def run_rules(
-    values: Sequence[float],
-    center: Sequence[float],
-    sigma: Sequence[float],
-    lcl: Sequence[float] | None = None,
-    ucl: Sequence[float] | None = None,
+    values: _Floats,
+    center: _Floats,
+    sigma: _Floats,
+    lcl: _Floats | None = None,
+    ucl: _Floats | None = None,
     rules: Collection[int] = ALL_RULES,
 ) -> tuple[Violation, ...]:
     """Nelson's eight tests on per-point z = (x - centre) / sigma.
@@ -239,11 +254,11 @@ def run_rules(
     out = []
     for rule, windows in hits.items():
         merged: list[set[int]] = []
-        for w in windows:  # windows arrive in order of their last point
-            if rule != 1 and merged and min(w) <= max(merged[-1]):
-                merged[-1] |= w
+        for win in windows:  # windows arrive in order of their last point
+            if rule != 1 and merged and min(win) <= max(merged[-1]):
+                merged[-1] |= win
             else:
-                merged.append(set(w))
+                merged.append(set(win))
         for m in merged:
             pts = tuple(sorted(m))
             out.append(Violation(rule, pts, f"{RULE_NAMES[rule]} ({_samples(pts)})"))
@@ -268,9 +283,9 @@ def _phase(n_points: int, phase_i: int | None, exclude: Collection[int]) -> list
     return idx
 
 
-def _chart(kind: str, values: Sequence[float], center: Sequence[float], sigma: Sequence[float],
-           lcl: Sequence[float], ucl: Sequence[float], baseline: Baseline, phase_i_count: int,
-           rules: Collection[int], sizes: Sequence[float] = ()) -> ControlChart:
+def _chart(kind: str, values: _Floats, center: _Floats, sigma: _Floats, lcl: _Floats,
+           ucl: _Floats, baseline: Baseline, phase_i_count: int, rules: Collection[int],
+           sizes: _Floats = ()) -> ControlChart:
     f = [float(v) for v in values]
     return ControlChart(
         kind=kind, values=tuple(f), center=tuple(map(float, center)),
@@ -445,7 +460,7 @@ def xbar_r_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | N
     loc = _chart("xbar", xbar, xx * ones, ones * k.A2 * rbar / 3, ones * (xx - k.A2 * rbar),
                  ones * (xx + k.A2 * rbar), base, ph, rules, ones * k.n)
     disp = _chart("r", r, rbar * ones, ones * k.d3 * rbar / k.d2, ones * k.D3 * rbar,
-                  ones * k.D4 * rbar, base, ph, rules & {1}, ones * k.n)
+                  ones * k.D4 * rbar, base, ph, set(rules) & {1}, ones * k.n)
     return VariablesChart(loc, disp)
 
 
@@ -475,11 +490,11 @@ def xbar_s_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | N
     a3 = np.array([k.A3 for k in ks])
     c4 = np.array([k.c4 for k in ks])
     ph = 0 if baseline is not None else (phase_i or len(groups))
-    loc = _chart("xbar", xbar, xx + 0 * a3, a3 * sbar / 3, xx - a3 * sbar, xx + a3 * sbar,
+    loc = _chart("xbar", xbar, np.full(len(n), xx), a3 * sbar / 3, xx - a3 * sbar, xx + a3 * sbar,
                  base, ph, rules, n)
-    disp = _chart("s", s, c4 * 0 + sbar, sbar * np.sqrt(1 - c4**2) / c4,
+    disp = _chart("s", s, np.full(len(n), sbar), sbar * np.sqrt(1 - c4**2) / c4,
                   np.array([k.B3 for k in ks]) * sbar, np.array([k.B4 for k in ks]) * sbar,
-                  base, ph, rules & {1}, n)
+                  base, ph, set(rules) & {1}, n)
     return VariablesChart(loc, disp)
 
 
@@ -512,5 +527,5 @@ def imr_chart(values: Sequence[float], *, baseline: Baseline | None = None,
     # MR has no first point; chart it from the second observation on, indices shifted by 1.
     m1 = np.ones_like(mr)
     disp = _chart("mr", mr, mrbar * m1, m1 * k.d3 * sigma, m1 * 0.0, m1 * k.D4 * mrbar, base,
-                  max(0, ph - 1), rules & {1})
+                  max(0, ph - 1), set(rules) & {1})
     return VariablesChart(loc, disp)

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qc.errors import PayloadTooLarge, Problem
 from service.deps import ServiceContext, open_context
 from service.errors import error_body, install_error_handlers
-from service.routes import meta, photos, standards, submissions
+from service.routes import analytics, dashboard, meta, photos, standards, submissions
 from service.routes.meta import kipimo_version
 from service.settings import Settings
 
@@ -103,8 +103,10 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (meta.router, standards.router, submissions.csv_router, submissions.router, photos.router):
+    for router in (meta.router, standards.router, submissions.csv_router, submissions.router, photos.router,
+                   analytics.router, analytics.alerts_router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(dashboard.router)  # HTML pages for managers and auditors
 
     from service.web import mount_web  # noqa: PLC0415 (the web package may import the app's pieces)
 

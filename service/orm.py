@@ -283,5 +283,6 @@ Index("ix_submissions_product_captured", Submission.product_id, Submission.captu
       Submission.verdict)
 Index("ix_submissions_product_node_captured", Submission.product_id, Submission.node_id, Submission.captured_at,
       Submission.verdict)
+Index("ix_submissions_lot_captured", Submission.lot_id, Submission.captured_at)
 Index("ix_check_results_check_seq", CheckResultRow.check_id, CheckResultRow.submission_seq, CheckResultRow.value)
 Index("ix_check_results_passed_seq", CheckResultRow.passed, CheckResultRow.submission_seq, CheckResultRow.check_id)

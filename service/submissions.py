@@ -32,6 +32,7 @@ from qc.findings import PhotoFindings
 from qc.records import canonical_json, record_sha256, sha256_hex
 from qc.standards import PhotoSlot, Standard
 from service import repository as repo
+from service.alerts import evaluate_after_submission
 from service.auth import Principal, Role
 from service.deps import ServiceContext
 from service.orm import CheckResultRow, PhotoRow, StandardRow, Submission
@@ -67,7 +68,7 @@ def parse_record(raw: bytes | str | Mapping[str, Any]) -> tuple[RecordIn, dict[s
     if isinstance(raw, bytes | str):
         try:
             data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
             raise InvalidInput("the record is not valid JSON", [Problem("record", str(exc))]) from None
     else:
         data = dict(raw)
@@ -149,50 +150,56 @@ def record_submission(
         if photo.overlay_png:
             overlays[photo.slot] = ctx.store.put(photo.overlay_png)
 
-    try:
-        with ctx.db.write_session() as session:
-            lot_id = None
-            if rec.lot:
-                lot_id = repo.get_or_create_lot(session, node_id=principal.node_id, product_id=product_id,
-                                                code=rec.lot, now=now).id
-            sub = Submission(
-                id=str(rec.id), node_id=principal.node_id, product_id=product_id, standard_id=std_row.id,
-                lot_id=lot_id, unit=rec.unit, technician=technician, token_id=principal.token_id,
-                captured_at=captured_at, received_at=now, verdict=str(verdict.verdict),
-                minor_defects=verdict.minor_defects, answers=answers, record=normalised,
-                request_sha256=request_hash, record_sha256=record_hash,
-            )
-            session.add(sub)
-            session.flush()
-            for photo in inspected:
-                session.add(PhotoRow(
-                    submission_seq=sub.seq, slot=photo.slot, sha256=photo.sha256, size=len(photo.data),
-                    media_type=photo.media_type, width=photo.width, height=photo.height,
-                    overlay_sha256=overlays.get(photo.slot), findings=_json_ready(photo.findings.to_dict()),
-                ))
-            for position, (result, data) in enumerate(zip(verdict.results, results, strict=True)):
-                value = result.value
-                numeric = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-                session.add(CheckResultRow(
-                    submission_seq=sub.seq, position=position, check_id=result.check_id, kind=result.kind,
-                    slot=result.slot, status=str(result.status), severity=str(result.severity),
-                    value=numeric, passed=None if result.status.value in ("inconclusive", "not_applicable")
-                    else result.status.value == "pass", detail=data,
-                ))
-            repo.add_audit_event(
-                session, actor=principal.actor, role=principal.role.value, node_id=principal.node_id,
-                action="submission.create", subject_type="submission", subject_id=str(rec.id),
-                detail={"record_sha256": record_hash, "verdict": str(verdict.verdict),
-                        "standard": f"{standard.product}@{standard.version}"}, now=now,
-            )
-    except IntegrityError:
-        # Lost a race with a concurrent upload of the same id: answer as a replay would.
-        with ctx.db.session() as session:
-            existing = repo.get_submission(session, id=str(rec.id))
-            if existing is None:
-                raise
-            return SubmissionOutcome(False, _replay(existing, principal, request_hash))
+    def insert(session: Session) -> None:
+        lot_id = None
+        if rec.lot:
+            lot_id = repo.get_or_create_lot(session, node_id=principal.node_id, product_id=product_id,
+                                            code=rec.lot, now=now).id
+        sub = Submission(
+            id=str(rec.id), node_id=principal.node_id, product_id=product_id, standard_id=std_row.id,
+            lot_id=lot_id, unit=rec.unit, technician=technician, token_id=principal.token_id,
+            captured_at=captured_at, received_at=now, verdict=str(verdict.verdict),
+            minor_defects=verdict.minor_defects, answers=answers, record=normalised,
+            request_sha256=request_hash, record_sha256=record_hash,
+        )
+        session.add(sub)
+        session.flush()
+        for photo in inspected:
+            session.add(PhotoRow(
+                submission_seq=sub.seq, slot=photo.slot, sha256=photo.sha256, size=len(photo.data),
+                media_type=photo.media_type, width=photo.width, height=photo.height,
+                overlay_sha256=overlays.get(photo.slot), findings=_json_ready(photo.findings.to_dict()),
+            ))
+        for position, (result, data) in enumerate(zip(verdict.results, results, strict=True)):
+            value = result.value
+            numeric = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+            session.add(CheckResultRow(
+                submission_seq=sub.seq, position=position, check_id=result.check_id, kind=result.kind,
+                slot=result.slot, status=str(result.status), severity=str(result.severity),
+                value=numeric, passed=None if result.status.value in ("inconclusive", "not_applicable")
+                else result.status.value == "pass", detail=data,
+            ))
+        repo.add_audit_event(
+            session, actor=principal.actor, role=principal.role.value, node_id=principal.node_id,
+            action="submission.create", subject_type="submission", subject_id=str(rec.id),
+            detail={"record_sha256": record_hash, "verdict": str(verdict.verdict),
+                    "standard": f"{standard.product}@{standard.version}"}, now=now,
+        )
 
+    for attempt in (1, 2, 3):
+        try:
+            with ctx.db.write_session() as session:
+                insert(session)
+            break
+        except IntegrityError:
+            with ctx.db.session() as session:
+                existing = repo.get_submission(session, id=str(rec.id))
+                if existing is not None:  # a concurrent upload of the same id won: answer as a replay
+                    return SubmissionOutcome(False, _replay(existing, principal, request_hash))
+            if attempt == 3:  # otherwise a concurrent upload created the same lot first; retry finds it
+                raise
+
+    evaluate_after_submission(ctx, product=product_id, node=principal.node_id, now=now)  # alerts; never raises
     with ctx.db.session() as session:
         stored = repo.get_submission(session, id=str(rec.id))
         assert stored is not None

@@ -1,15 +1,28 @@
 """The one place the service asks ``inspection`` about a submitted photo.
 
-PLACEHOLDER until the vision capability lands: it only checks that the bytes
-decode. The vision work replaces the body (same signature).
+Decode with limits, run the quality gate, measure on the card and run the
+slot's models (``inspection.pipeline``), then draw the overlay. A model that a
+standard names but that is not installed yields no ``ModelResult`` (the check
+becomes inconclusive in ``qc.evaluate``); a model whose file does not match its
+card's hash is refused (``ModelHashMismatch`` propagates).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
+from inspection.models import LoadedModel, ModelRegistry
+from inspection.overlay import encode_png, render_overlay
+from inspection.pipeline import inspect_bytes
+from inspection.quality import QualityLimits
+from qc.errors import ModelNotInstalled
 from qc.findings import PhotoFindings
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -18,12 +31,40 @@ class PhotoInspection:
     overlay_png: bytes | None  # annotated picture for the technician, if any
 
 
+@lru_cache(maxsize=8)
+def model_registry(models_dir: Path, threads: int) -> ModelRegistry:
+    return ModelRegistry(models_dir, threads=threads)
+
+
+def slot_models(slot: object, settings: Settings) -> list[LoadedModel]:
+    """The installed models the slot's model checks name (missing ones are skipped)."""
+    registry = model_registry(Path(settings.models_dir), settings.onnx_threads)
+    models: list[LoadedModel] = []
+    for check in getattr(slot, "checks", ()):
+        if getattr(check, "kind", None) != "model":
+            continue
+        try:
+            models.append(registry.get(check.model))
+        except ModelNotInstalled as exc:
+            log.warning("%s", exc)
+    return models
+
+
 def inspect_photo(data: bytes, slot: object, *, settings: Settings) -> PhotoInspection:
     """Decode and inspect one photo for ``slot`` (a ``qc.standards.PhotoSlot``).
 
     Raises ``qc.errors.ImageRejected`` subclasses for files that are not usable images.
     """
-    from inspection.images import decode_image  # noqa: PLC0415
-
-    decode_image(data, max_pixels=settings.max_pixels)
-    return PhotoInspection(findings=PhotoFindings(slot=getattr(slot, "id")), overlay_png=None)
+    checks = tuple(getattr(slot, "checks", ()))
+    card = bool(getattr(slot, "card", True))
+    res = inspect_bytes(
+        data,
+        str(slot.id),  # type: ignore[attr-defined]
+        card=card,
+        limits=QualityLimits.from_slot(slot),
+        measure=card and any(getattr(c, "kind", None) == "dimension" for c in checks),
+        models=slot_models(slot, settings),
+        max_pixels=settings.max_pixels,
+    )
+    overlay = render_overlay(res, checks=checks)
+    return PhotoInspection(findings=res.findings, overlay_png=encode_png(overlay))

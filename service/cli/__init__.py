@@ -1,9 +1,10 @@
 """``qc`` console command. Each module below adds its commands to ``cli``."""
 
 # Command modules register themselves on import (one line per module).
+import service.cli.report  # noqa: F401  (report, alerts)
 import service.cli.sampling  # noqa: F401
-from service.cli import db, init, nodes, serve, standards, store, tokens  # noqa: F401  (record spine)
-from service.cli import demo  # noqa: F401  (the demo)
+import service.cli.vision  # noqa: F401  (print-card, inspect)
+from service.cli import db, demo, init, nodes, serve, standards, store, tokens  # noqa: F401  (spine + demo)
 from service.cli.base import cli
 
 main = cli

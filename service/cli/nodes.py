@@ -30,7 +30,7 @@ def nodes_add(settings: Settings, name: str, title: str) -> None:
 @nodes.command("list")
 @click.pass_obj
 def nodes_list(settings: Settings) -> None:
-    """List the nodes."""
+    """List the nodes: name, title and when each was added."""
     with migrated_context(settings) as ctx, ctx.db.session() as session:
         rows = repo.list_nodes(session)
         for node in rows:

@@ -13,7 +13,7 @@ from .db import migrated_context
 
 @cli.group("store")
 def store() -> None:
-    """Photo store (KIPIMO_DATA_DIR/photos/ab/cd/<sha256>)."""
+    """Photo store maintenance: the content-addressed files in KIPIMO_DATA_DIR/photos/ab/cd/<sha256>."""
 
 
 @store.command("gc")

@@ -11,13 +11,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qc.errors import InvalidInput, NotFound, Problem
 from service import repository as repo
 from service.auth import Principal, Role, require_role
 from service.deps import ContextDep, PrincipalDep, ServiceContext, SessionDep
+from service.multipart import read_multipart
 from service.orm import Submission
 from service.schemas import ErrorOut, SubmissionOut, SubmissionPageOut
 from service.submissions import record_submission, submission_view
@@ -64,38 +63,32 @@ async def create_submission(request: Request, ctx: ContextDep, principal: Princi
     return JSONResponse(outcome.body, status_code=201 if outcome.created else 200)
 
 
-async def _read_upload(request: Request) -> tuple[bytes | str, dict[str, bytes]]:
+async def _read_upload(request: Request) -> tuple[bytes, dict[str, bytes]]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidInput("send the submission as multipart/form-data",
                            [Problem("content-type", f"expected multipart/form-data, got {content_type or 'none'}")])
-    try:
-        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=MAX_PHOTOS + 1)
-    except StarletteHTTPException as exc:  # malformed multipart (Starlette answers 400 with a reason)
-        raise InvalidInput("malformed multipart body", [Problem("body", str(exc.detail))]) from None
-    try:
-        record: bytes | str | None = None
-        photos: dict[str, bytes] = {}
-        problems: list[Problem] = []
-        for name, value in form.multi_items():
-            if name == "record":
-                if record is not None:
-                    problems.append(Problem("record", "sent more than once"))
-                record = await value.read() if isinstance(value, UploadFile) else value
-            elif not isinstance(value, UploadFile):
-                problems.append(Problem(f"photos.{name}", "expected a file part (the photo), got a text field"))
-            elif name in photos:
-                problems.append(Problem(f"photos.{name}", "more than one file for this slot"))
-            else:
-                photos[name] = await value.read()
-        if record is None:
-            problems.append(Problem("record", "missing: send the record as a JSON part named 'record'"))
-        if problems:
-            raise InvalidInput("the upload is incomplete or ambiguous", problems)
-        assert record is not None
-        return record, photos
-    finally:
-        await form.close()
+    parts = await read_multipart(content_type, request.stream(), max_parts=MAX_PHOTOS + 1)
+    record: bytes | None = None
+    photos: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for part in parts:
+        if part.name == "record":
+            if record is not None:
+                problems.append(Problem("record", "sent more than once"))
+            record = bytes(part.data)
+        elif part.filename is None:
+            problems.append(Problem(f"photos.{part.name}", "expected a file part (the photo), got a text field"))
+        elif part.name in photos:
+            problems.append(Problem(f"photos.{part.name}", "more than one file for this slot"))
+        else:
+            photos[part.name] = bytes(part.data)
+    if record is None:
+        problems.append(Problem("record", "missing: send the record as a JSON part named 'record'"))
+    if problems:
+        raise InvalidInput("the upload is incomplete or ambiguous", problems)
+    assert record is not None
+    return record, photos
 
 
 def _visible(session: Any, principal: Principal, submission_id: str) -> Submission:

@@ -10,6 +10,7 @@ worker's job (``sw.js``), not HTTP caching.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -57,6 +58,14 @@ def _resolve(app_dir: Path, rel: str) -> Path | None:
     return target
 
 
+@lru_cache(maxsize=64)
+def _read(path: Path, mtime_ns: int, size: int) -> tuple[bytes, str]:
+    """File bytes and ETag, re-read only when the file changes (mtime/size are the cache key)."""
+    del mtime_ns, size
+    body = path.read_bytes()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
 def mount_technician_app(app: FastAPI, settings: Settings, app_dir: Path = APP_DIR) -> None:
     """Serve ``app_dir`` at ``/app/`` (``/app`` redirects there, keeping the #token fragment)."""
     del settings  # the app reads everything it needs from the API at run time
@@ -72,8 +81,8 @@ def mount_technician_app(app: FastAPI, settings: Settings, app_dir: Path = APP_D
         path = _resolve(root, rel)
         if path is None:  # same error shape as the API's handler
             return JSONResponse({"error": f"no such file in the technician app: /app/{rel}"}, status_code=404)
-        body = path.read_bytes()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        stat = path.stat()
+        body, etag = _read(path, stat.st_mtime_ns, stat.st_size)
         headers = {
             "Cache-Control": "no-cache",
             "ETag": etag,

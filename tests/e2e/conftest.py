@@ -2,7 +2,7 @@
 
 Each session starts one server on a free loopback port with a temporary
 KIPIMO_DATA_DIR, set up the way a node is: ``qc init --node``, test standards
-published with ``qc standards publish``, tokens from ``qc tokens create``.
+published through the API with a manager token, tokens from ``qc tokens create``.
 Without Chromium the tests skip, except under KIPIMO_REQUIRE_BROWSER=1 (CI),
 where a missing browser is a failure.
 """
@@ -74,7 +74,6 @@ class KipimoServer:
 
     def setup(self) -> None:
         self.qc("init", "--node", NODE)
-        self.qc("standards", "publish", *map(str, sorted(STANDARDS.glob("*.yaml"))))
         qr = self.data_dir / "technician-qr.png"
         self.technician = self.qc("tokens", "create", "--role", "technician", "--node", NODE, "--name", "Amina",
                                   "--qr", str(qr), "--url", self.url).split()[0]
@@ -95,6 +94,14 @@ class KipimoServer:
                 pass
             time.sleep(0.2)
         raise RuntimeError("qc serve did not answer /api/v1/health within 60 s")
+
+    def publish_test_standards(self) -> None:
+        """What a quality manager does: POST each standard (YAML) to the API."""
+        for path in sorted(STANDARDS.glob("*.yaml")):
+            res = httpx.post(f"{self.url}/api/v1/standards", content=path.read_bytes(), timeout=30,
+                             headers={"Authorization": f"Bearer {self.manager}", "Content-Type": "application/yaml"})
+            if res.status_code not in (200, 201):
+                raise RuntimeError(f"publishing {path.name} failed: {res.status_code} {res.text}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -149,6 +156,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, browser: object) -> Iterato
     srv = KipimoServer(tmp_path_factory.mktemp("kipimo-e2e"))
     srv.setup()
     srv.start()
+    srv.publish_test_standards()
     yield srv
     srv.stop()
 

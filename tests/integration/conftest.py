@@ -32,6 +32,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from qc.standards import parse_standard
 from service import repository as repo
@@ -88,12 +89,20 @@ def _postgres_database() -> Iterator[str]:
 
 
 def _empty_postgres(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Delete every row (fast on tiny tables); TRUNCATE when we may not bypass the append-only triggers."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("SET lock_timeout = '20s'"))
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
+            try:
+                with conn.begin_nested():
+                    conn.execute(text("SET LOCAL session_replication_role = replica"))  # superuser only
+            except DBAPIError:
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                return
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
     finally:
         engine.dispose()
 

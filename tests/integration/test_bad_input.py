@@ -61,6 +61,45 @@ def test_bad_upload_is_refused_and_leaves_nothing(case, client, seed, ctx):
     _assert_nothing_stored(ctx)
 
 
+PHOTO_CASES = [c for c in CASES if CASES[c][3].startswith("photos.")]
+
+
+@pytest.mark.parametrize("case", PHOTO_CASES)
+def test_bad_photo_is_refused_with_vision_on_too(case, make_client, seed, ctx):
+    rec, photos, status, field = CASES[case]
+    r = upload(make_client(vision=True), seed.tech_a, rec, photos)
+    assert r.status_code == status, r.text
+    assert field in _fields(r)
+    _assert_nothing_stored(ctx)
+
+
+def test_absurdly_nested_record_is_422_not_500(client, seed, ctx):
+    r = upload(client, seed.tech_a, "[" * 100_000 + "]" * 100_000)
+    assert r.status_code == 422 and _fields(r) == ["record"]
+    _assert_nothing_stored(ctx)
+
+
+@pytest.mark.parametrize("seed_", range(40))
+def test_mangled_records_never_cause_a_server_error(seed_, client, seed, ctx):
+    import random
+
+    rng = random.Random(seed_)
+    junk = [None, True, -1, 2**60, 1e308, "", "x" * 300, [], {}, {"a": [1]}, "2026-13-45T99:00:00Z", float("nan")]
+    rec = record()
+    target = rng.choice(["id", "product", "standard_version", "lot", "unit", "technician", "captured_at",
+                         "answers", "notes", "location", "corrects", "answers.diameter", "answers.clean"])
+    value = rng.choice(junk)
+    if target.startswith("answers."):
+        rec["answers"][target.split(".")[1]] = value
+    else:
+        rec[target] = value
+    r = upload(client, seed.tech_a, json.dumps(rec))
+    assert r.status_code in (200, 201) or 400 <= r.status_code < 500, r.text
+    if r.status_code >= 400:
+        assert r.json()["problems"], r.text
+        assert count_rows(ctx)["submissions"] == 0
+
+
 def test_all_answer_problems_are_listed_at_once(client, seed, ctx):
     r = upload(client, seed.tech_a, record(answers={"diameter": "x", "colour": "green"}), {})
     assert r.status_code == 422
@@ -139,3 +178,39 @@ def test_malformed_multipart_is_4xx(client, seed, ctx):
 def test_bad_query_parameter_uses_the_same_error_shape(client, seed):
     r = client.get("/api/v1/submissions", params={"limit": 0}, headers=auth(seed.manager))
     assert r.status_code == 422 and _fields(r) == ["limit"]
+
+
+def _raw(client, token, body: bytes, boundary: str = "b0undary"):
+    return client.post("/api/v1/submissions", content=body,
+                       headers=auth(token) | {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def _part(name: str, data: bytes, filename: str | None = None) -> bytes:
+    disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--b0undary\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
+
+
+@pytest.mark.parametrize("case", ["truncated", "text for photo", "two files one slot", "record twice"])
+def test_ambiguous_or_truncated_multipart_is_422(case, client, seed, ctx):
+    rec = json.dumps(record()).encode()
+    photo = jpeg()
+    body = {
+        "truncated": _part("record", rec) + _part("top", photo, "t.jpg")[:-5000],
+        "text for photo": _part("record", rec) + _part("top", b"not a file") + b"--b0undary--\r\n",
+        "two files one slot": _part("record", rec) + _part("top", photo, "a.jpg") + _part("top", photo, "b.jpg")
+        + b"--b0undary--\r\n",
+        "record twice": _part("record", rec) + _part("record", rec) + _part("top", photo, "t.jpg")
+        + b"--b0undary--\r\n",
+    }[case]
+    r = _raw(client, seed.tech_a, body)
+    assert r.status_code == 422, r.text
+    expected = {"truncated": "body", "text for photo": "photos.top", "two files one slot": "photos.top",
+                "record twice": "record"}[case]
+    assert expected in _fields(r)
+    _assert_nothing_stored(ctx)
+
+
+def test_record_may_come_as_a_file_part(client, seed):
+    body = _part("record", json.dumps(record()).encode(), "record.json") + _part("top", jpeg(), "t.jpg") \
+        + b"--b0undary--\r\n"
+    assert _raw(client, seed.tech_a, body).status_code == 201

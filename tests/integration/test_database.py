@@ -39,7 +39,8 @@ def test_sqlite_runs_wal_with_full_sync_and_foreign_keys(ctx):
     "DELETE FROM standards",
 ])
 def test_records_audit_log_and_standards_cannot_be_altered(client, seed, ctx, statement):
-    assert upload(client, seed.tech_a, record(answers={"diameter": 11, "clean": True, "colour": "red"})).status_code == 201
+    failing = record(answers={"diameter": 11, "clean": True, "colour": "red"})
+    assert upload(client, seed.tech_a, failing).status_code == 201
     with pytest.raises(DBAPIError, match="kipimo"):
         with ctx.db.engine.begin() as conn:
             conn.execute(text(statement))

@@ -25,6 +25,7 @@ depends_on = None
 _INDEXES = {
     "ix_submissions_product_captured": ("submissions", ["product_id", "captured_at", "node_id", "verdict"]),
     "ix_submissions_product_node_captured": ("submissions", ["product_id", "node_id", "captured_at", "verdict"]),
+    "ix_submissions_lot_captured": ("submissions", ["lot_id", "captured_at"]),
     "ix_check_results_check_seq": ("check_results", ["check_id", "submission_seq", "value"]),
     "ix_check_results_passed_seq": ("check_results", ["passed", "submission_seq", "check_id"]),
 }

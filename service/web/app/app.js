@@ -147,6 +147,7 @@ function showSettings() {
   } }, Object.entries(LANGUAGES).map(([code, name]) => h('option', { value: code, selected: code === language() }, name)));
   show(
     h('h1', t('settings.title')),
+    window.isSecureContext ? null : h('p.alert.warn', { id: 'insecure' }, t('settings.insecure')),
     h('label', { htmlFor: id }, t('settings.language')),
     select,
     h('h2', t('settings.account')),

@@ -127,7 +127,7 @@ def test_classifier_adapter_softmaxes_logits_in_rgb_order(tmp_path: Path) -> Non
     expected = e / e.sum()
     assert r.model == "toy-cls@3" and r.label == "blue"
     assert r.score == pytest.approx(expected[2], rel=1e-5)
-    assert dict(r.probabilities) == pytest.approx(dict(zip(["red", "green", "blue"], expected)))
+    assert dict(r.probabilities) == pytest.approx(dict(zip(["red", "green", "blue"], expected, strict=True)))
 
 
 def test_yolov8_adapter_filters_nms_and_maps_boxes_back(tmp_path: Path) -> None:

@@ -378,3 +378,32 @@ def test_cli_sampling_plan_says_100_percent_inspection_for_tiny_lots():
     assert r.exit_code == 0 and "100 % inspection" in r.output
     bad = CliRunner().invoke(cli, ["sampling", "plan", "--lot-size", "10", "--aql", "0.3"])
     assert bad.exit_code != 0 and "0.25" in bad.output
+
+
+def test_lot_outcome_knows_the_ac_of_one_step_tighter_aql():
+    plan = s.single_sampling_plan(1000, 1.0)  # J, n = 80, Ac 2; AQL 0.65 in row J has Ac 1
+    one, two, three = (s.lot_outcome(plan, d) for d in (1, 2, 3))
+    assert (one.accepted, one.accepted_at_tighter_aql) == (True, True)
+    assert (two.accepted, two.accepted_at_tighter_aql) == (True, False)
+    assert not three.accepted and three.accept_number == 2
+
+
+def test_switching_state_survives_a_round_trip_through_json():
+    states = s.replay_switching(_lots("aara"))
+    stored = json.loads(json.dumps(states[-1].to_dict()))
+    assert s.SwitchingState.from_dict(stored) == states[-1]
+    with pytest.raises(InvalidInput):
+        s.SwitchingState.from_dict({"inspection": "lenient"})
+
+
+def test_lot_disposition_takes_the_severity_of_each_class():
+    # Switching runs per class: major on tightened (J/1.0 -> 80, Ac 1), minor on reduced
+    # (J/4.0 -> n = 32, Ac 3).
+    d = s.lot_disposition(1000, {"major": 1.0, "minor": 4.0}, 80, {"major": 2, "minor": 3},
+                          inspection={"major": "tightened", "minor": "reduced"})
+    by = {c.defect_class: c for c in d.classes}
+    assert (by["major"].sample_size, by["major"].accept, by["major"].decision) == (
+        80, 1, s.Decision.REJECT)
+    assert (by["minor"].sample_size, by["minor"].accept, by["minor"].decision) == (
+        32, 3, s.Decision.ACCEPT)
+    assert d.decision is s.Decision.REJECT

@@ -137,11 +137,13 @@ function itemField(item) {
 
   if (item.type === 'boolean' || item.type === 'choice') {
     const options = item.type === 'boolean' ? [[true, t('common.yes')], [false, t('common.no')]] : item.options.map((o) => [o, o]);
-    const fs = h(`fieldset.choices${options.length > 4 ? '.wide' : ''}`, { 'aria-describedby': describedBy, 'aria-required': required ? 'true' : null },
-      h('legend', labelText), help, acc);
+    const cols = options.length > 4 ? '.wide' : options.length === 3 && options.every(([, x]) => x.length <= 8) ? '.three' : '';
+    const grid = h(`div.choices${cols}`);
+    const fs = h('fieldset.group', { 'aria-describedby': describedBy, 'aria-required': required ? 'true' : null },
+      h('legend', labelText), help, acc, grid);
     const name = nextId('radio');
     options.forEach(([value, text]) => {
-      fs.append(h('label.choice', h('input', { type: 'radio', name, value: String(value), checked: draft.answers[item.id] === value,
+      grid.append(h('label.choice', h('input', { type: 'radio', name, value: String(value), checked: draft.answers[item.id] === value,
         required, onchange: () => set(value) }), h('span', text)));
     });
     wrap.append(fs, err);

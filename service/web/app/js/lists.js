@@ -2,6 +2,7 @@
 import { api, NetworkError } from './api.js';
 import { formatDateTime, t } from './i18n.js';
 import { enqueue, entries, remove, retry, syncOutbox } from './outbox.js';
+import { cachedStandards } from './standards.js';
 import { db } from './store.js';
 import { h, show } from './ui.js';
 import { showVerdict } from './verdict.js';
@@ -84,6 +85,7 @@ export async function showHistory() {
     if (!(e instanceof NetworkError)) offline = e.message;
     if (cached) offline = { reason: offline, at: cached.at };
   }
+  const names = new Map((await cachedStandards()).map((st) => [st.product, st.name]));
   const note = offline ? h('p.alert.info', offline.at ? t('history.cached', { when: formatDateTime(offline.at) }) : t('history.offline')) : null;
   show(
     h('h1', t('history.title')),
@@ -91,7 +93,7 @@ export async function showHistory() {
     items.length ? h('ul.list', { id: 'history-list' }, items.map((s) => {
       const v = s.verdict || 'review';
       return h('li.card', { 'data-id': s.id },
-        h('p', h('strong', s.product ? `${s.product} v${s.standard_version ?? s.standard?.version ?? ''}` : s.id), ' ', h(`span.status.${v}`, t(`verdict.${v}`))),
+        h('p', h('strong', s.product ? `${names.get(s.product) || s.product} v${s.standard_version ?? s.standard?.version ?? ''}` : s.id), ' ', h(`span.status.${v}`, t(`verdict.${v}`))),
         h('p.muted', [label(s), formatDateTime(s.captured_at || s.received_at || s.created_at), s.technician].filter(Boolean).join(' · ')));
     })) : h('p.muted', t('history.empty')),
   );

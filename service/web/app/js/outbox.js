@@ -10,6 +10,7 @@ import { db } from './store.js';
 
 const BASE_DELAY_S = 5;
 const MAX_DELAY_S = 300;
+const KEEP_SENT = 50; // sent records listed on this phone (their photos are dropped once sent)
 let running = null;
 let timer = null;
 const inFlight = new Set(); // ids being sent right now by this page
@@ -59,7 +60,9 @@ async function attemptOnce(entry) {
   changed();
   try {
     const response = await api.submit(formFor(entry));
-    Object.assign(entry, { status: 'sent', response, sentAt: new Date().toISOString(), error: null, problems: [] });
+    // The server has the photos now: free the phone's storage, keep the record and verdict.
+    Object.assign(entry, { status: 'sent', response, sentAt: new Date().toISOString(), error: null, problems: [],
+      photos: {} });
   } catch (e) {
     entry.attempts += 1;
     if (e instanceof ApiError) {
@@ -72,8 +75,15 @@ async function attemptOnce(entry) {
     }
   }
   await db.put('outbox', entry);
+  if (entry.status === 'sent') await pruneSent();
   changed();
   return entry;
+}
+
+async function pruneSent() {
+  const sent = (await db.all('outbox')).filter((e) => e.status === 'sent')
+    .sort((a, b) => (b.sentAt || '').localeCompare(a.sentAt || ''));
+  for (const old of sent.slice(KEEP_SENT)) await db.del('outbox', old.id);
 }
 
 // Send what is due. `force` ignores back-off (app start, connection back, "send now").

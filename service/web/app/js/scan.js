@@ -2,7 +2,8 @@
 // Android). Typing always works; this only fills the field faster.
 import { t } from './i18n.js';
 
-export const canScan = () => 'BarcodeDetector' in window;
+// The camera needs a secure context (https:// or localhost), so the button only shows there.
+export const canScan = () => 'BarcodeDetector' in window && window.isSecureContext && !!navigator.mediaDevices;
 
 async function detector(formats) {
   const supported = await window.BarcodeDetector.getSupportedFormats();

@@ -27,7 +27,7 @@ const view = () => document.getElementById('view');
 // Replace the screen and move focus to its heading, as a screen reader expects.
 export function show(...children) {
   const main = view();
-  main.replaceChildren(...children.flat());
+  main.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   window.scrollTo(0, 0);
   const heading = main.querySelector('h1');
   if (heading) {

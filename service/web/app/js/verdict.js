@@ -38,13 +38,46 @@ function valueText(r) {
   return t('verdict.measured', { value: `${formatNumber(r.value, 3)}${u}${unit}` });
 }
 
+function shown(value, unit) {
+  if (value === true) return t('common.yes');
+  if (value === false) return t('common.no');
+  if (typeof value === 'number') return `${formatNumber(value)}${unit ? ` ${unit}` : ''}`;
+  return String(value);
+}
+
+// Items are explained from the result's fields in the technician's language; photo checks
+// add the server's message, which carries the measurement's or the gate's own explanation.
+function details(r) {
+  if (r.kind === 'item') {
+    const parts = [];
+    if (r.value !== null && r.value !== undefined) parts.push(t('verdict.answer', { value: shown(r.value, r.unit) }));
+    if (Array.isArray(r.accepted) && r.accepted.length) parts.push(t('accept.value', { value: r.accepted.map((v) => shown(v)).join(', ') }));
+    else if (limitsText(r)) parts.push(limitsText(r));
+    return parts.length ? [parts.join(' · ')] : [];
+  }
+  const line = [valueText(r), limitsText(r)].filter(Boolean).join(' · ');
+  return [line, r.message].filter(Boolean);
+}
+
 function resultRow(r, standard) {
   const status = r.status || 'not_applicable';
   return h('li.result', { 'data-check': r.check_id, 'data-status': status },
     h('span.icon', { 'aria-hidden': 'true' }, ICONS[status] || '•'),
     h('span.name', checkName(r, standard), ' ', h(`span.status.${status}`, t(`status.${status}`))),
-    [valueText(r), limitsText(r)].filter(Boolean).length ? h('span.detail', [valueText(r), limitsText(r)].filter(Boolean).join(' · ')) : null,
-    r.message ? h('span.detail', r.message) : null);
+    details(r).map((d) => h('span.detail', d)));
+}
+
+// The gate's failed metrics, as advice in the technician's language (the server's English
+// message is the fallback for a metric this version of the app does not know).
+const KNOWN_METRICS = ['card_markers', 'resolution', 'sharpness', 'dark', 'bright', 'glare', 'tilt', 'pixels'];
+export function retakeAdvice(photo) {
+  const metrics = (photo && photo.quality && photo.quality.metrics) || [];
+  return metrics.filter((m) => !m.passed).map((m) => {
+    const text = KNOWN_METRICS.includes(m.name) ? t(`retake.${m.name}`) : (m.message || m.name);
+    const nums = typeof m.value === 'number' && typeof m.limit === 'number'
+      ? ` (${formatNumber(m.value, 2)} / ${m.kind === 'max' ? '≤' : '≥'} ${formatNumber(m.limit, 2)})` : '';
+    return text + nums;
+  });
 }
 
 // `context.draft` (the inspection just sent) enables retake and "next unit".
@@ -70,12 +103,15 @@ export function showVerdict(response, context = {}) {
 
   const retakeButtons = [...retakes.values()].map((r) => {
     const slot = standard && (standard.photos || []).find((p) => p.id === r.slot);
+    const photo = (response.photos || []).find((p) => p.slot === r.slot);
+    const advice = retakeAdvice(photo);
     return h('div.alert.warn', { role: 'alert', 'data-retake': r.slot },
-      h('p', r.message),
+      h('p', h('strong', t('verdict.retake_needed', { prompt: slot ? slot.prompt : r.slot }))),
+      advice.length ? h('ul', advice.map((a) => h('li', a))) : h('p', r.message),
       draft ? h('button.btn', { type: 'button', class: 'retake', onclick: async () => {
         const { retakePhoto } = await import('./inspect.js');
         retakePhoto(draft, r.slot);
-      } }, t('verdict.retake', { prompt: slot ? slot.prompt : r.slot })) : null);
+      } }, t('verdict.retake')) : null);
   });
 
   show(

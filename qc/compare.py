@@ -1,0 +1,198 @@
+"""Comparing nodes: defect proportions with Wilson intervals, funnel plot, homogeneity test, Pareto.
+
+- ``wilson_interval`` (Wilson 1927; Newcombe 1998, Stat. Med. 17, method 3);
+- ``compare_nodes``: one ``NodeRate`` per node (proportion, Wilson interval,
+  funnel position) plus a test that all nodes share one defect rate: Pearson's
+  chi-squared on the nodes x {defective, good} table, or Fisher's exact test
+  for two nodes when an expected count is below 5;
+- ``funnel_limits``: control limits around the network rate as a function of
+  volume, p0 +- z sqrt(p0 (1 - p0) / n) (Spiegelhalter 2005, Stat. Med. 24),
+  for drawing the funnel;
+- ``pareto``: failed checks by count, descending, with cumulative share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from qc.errors import InvalidInput, Problem
+
+__all__ = [
+    "wilson_interval",
+    "NodeRate",
+    "HomogeneityTest",
+    "NodeComparison",
+    "FunnelPoint",
+    "compare_nodes",
+    "funnel_limits",
+    "ParetoBar",
+    "pareto",
+]
+
+
+def wilson_interval(defects: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion defects / n."""
+    if n <= 0 or not 0 <= defects <= n:
+        raise InvalidInput("a proportion needs 0 <= defects <= n and n > 0",
+                           [Problem("defects", f"got {defects} of {n}")])
+    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    p = defects / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class NodeRate:
+    node: str
+    defects: int
+    n: int
+    rate: float
+    lower: float  # Wilson interval
+    upper: float
+    z: float  # standardised distance from the network rate
+    funnel: str  # "inside", "above_95", "above_998", "below_95", "below_998"
+
+
+@dataclass(frozen=True)
+class HomogeneityTest:
+    method: str  # "chi2" | "fisher"
+    statistic: float | None
+    dof: int | None
+    p_value: float
+    min_expected: float
+    note: str
+
+
+@dataclass(frozen=True)
+class NodeComparison:
+    network_rate: float
+    total_defects: int
+    total_n: int
+    confidence: float
+    nodes: tuple[NodeRate, ...]
+    test: HomogeneityTest | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FunnelPoint:
+    n: float
+    lower95: float
+    upper95: float
+    lower998: float
+    upper998: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_Z95 = float(stats.norm.ppf(0.975))
+_Z998 = float(stats.norm.ppf(0.999))
+
+
+def funnel_limits(p0: float, max_n: float, points: int = 60, min_n: float = 1.0
+                  ) -> tuple[FunnelPoint, ...]:
+    """95 % and 99.8 % limits around p0 at volumes spaced on a log scale up to max_n."""
+    if not 0 <= p0 <= 1 or max_n < min_n or points < 2:
+        raise InvalidInput("bad funnel parameters",
+                           [Problem("p0", f"p0={p0}, n from {min_n} to {max_n}")])
+    out = []
+    for n in np.geomspace(min_n, max_n, points):
+        se = math.sqrt(p0 * (1 - p0) / n)
+        out.append(FunnelPoint(float(n), max(0.0, p0 - _Z95 * se), min(1.0, p0 + _Z95 * se),
+                               max(0.0, p0 - _Z998 * se), min(1.0, p0 + _Z998 * se)))
+    return tuple(out)
+
+
+def _funnel_position(z: float) -> str:
+    if z > _Z998:
+        return "above_998"
+    if z > _Z95:
+        return "above_95"
+    if z < -_Z998:
+        return "below_998"
+    if z < -_Z95:
+        return "below_95"
+    return "inside"
+
+
+def compare_nodes(counts: Mapping[str, tuple[int, int]], confidence: float = 0.95
+                  ) -> NodeComparison:
+    """Compare nodes given ``{node: (defects, units inspected)}``."""
+    problems = [Problem(f"counts.{k}", f"need 0 <= defects <= n, n > 0; got {d} of {n}")
+                for k, (d, n) in counts.items() if n <= 0 or not 0 <= d <= n]
+    if not counts:
+        problems.append(Problem("counts", "give at least one node"))
+    if problems:
+        raise InvalidInput("cannot compare nodes", problems)
+    total_d = sum(d for d, _ in counts.values())
+    total_n = sum(n for _, n in counts.values())
+    p0 = total_d / total_n
+    nodes = []
+    for name, (d, n) in counts.items():
+        lo, hi = wilson_interval(d, n, confidence)
+        se = math.sqrt(p0 * (1 - p0) / n)
+        z = (d / n - p0) / se if se > 0 else 0.0
+        nodes.append(NodeRate(name, d, n, d / n, lo, hi, z, _funnel_position(z)))
+    return NodeComparison(p0, total_d, total_n, confidence, tuple(nodes),
+                          _homogeneity(counts) if len(counts) >= 2 else None)
+
+
+def _homogeneity(counts: Mapping[str, tuple[int, int]]) -> HomogeneityTest:
+    table = np.array([[d, n - d] for d, n in counts.values()], float)
+    col = table.sum(axis=0)
+    if (col == 0).any():
+        return HomogeneityTest("chi2", 0.0, len(table) - 1, 1.0, 0.0,
+                               "every unit has the same outcome: nothing to compare")
+    expected = np.outer(table.sum(axis=1), col) / table.sum()
+    min_exp = float(expected.min())
+    if len(table) == 2 and min_exp < 5:
+        res = stats.fisher_exact(table.astype(int))
+        return HomogeneityTest("fisher", None, None, float(res.pvalue), min_exp,
+                               "Fisher's exact test (an expected count is below 5)")
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    dof = len(table) - 1
+    note = "Pearson chi-squared test of equal defect rates"
+    if min_exp < 5:
+        note += "; some expected counts are below 5, so the p-value is approximate"
+    return HomogeneityTest("chi2", chi2, dof, float(stats.chi2.sf(chi2, dof)), min_exp, note)
+
+
+@dataclass(frozen=True)
+class ParetoBar:
+    label: str
+    count: int
+    share: float
+    cumulative_share: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pareto(failures: Mapping[str, int] | Sequence[str]) -> tuple[ParetoBar, ...]:
+    """Failed checks by frequency: counts per label, or a list with one label per failure."""
+    if isinstance(failures, Mapping):
+        counts = {str(k): int(v) for k, v in failures.items()}
+    else:
+        counts = {}
+        for label in failures:
+            counts[str(label)] = counts.get(str(label), 0) + 1
+    if any(v < 0 for v in counts.values()):
+        raise InvalidInput("negative failure count", [Problem("failures", "counts must be >= 0")])
+    total = sum(counts.values())
+    ordered = sorted(((k, v) for k, v in counts.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+    out, running = [], 0
+    for label, c in ordered:
+        running += c
+        out.append(ParetoBar(label, c, c / total, running / total))
+    return tuple(out)

@@ -1,0 +1,316 @@
+"""Alerts: a node's chart breaks a rule, or the node leaves the funnel limits.
+
+``evaluate_alerts`` runs after a submission is stored (and from ``qc alerts
+evaluate`` after a bulk import). It looks only at the submission's product and
+node, over the last ``ALERT_WEEKS`` weekly subgroups, so its cost does not grow
+with the history: three aggregate queries on the covering indexes of migration
+0002 plus one per measured check.
+
+What raises an alert (the network is the reference every node must meet):
+
+- ``p-above-limit``: the node's weekly defect rate above the upper 3-sigma limit
+  around the network rate (Nelson rule 1, upper side; the p-chart of the dashboard);
+- ``p-run-above``: nine weeks in a row above the network rate (Nelson rule 2);
+- ``funnel-above``: the node's defect rate over the window above the network's
+  99.8 % funnel limit for its volume;
+- ``mean-shift``: a measured dimension's weekly mean beyond the 3-sigma limits
+  around the network mean (rule 1) or nine weeks on one side of it (rule 2).
+
+An alert is one row, keyed by signal and subgroup: evaluating again never
+duplicates it, and while a signal of the same kind is open for the node no
+second one is opened. Acknowledging keeps the row and adds who, when and why.
+An optional webhook (``KIPIMO_ALERT_WEBHOOK``) receives new alerts as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, true
+from sqlalchemy.orm import Session
+
+from qc import spc
+from qc.errors import InvalidInput, NotFound, Problem
+from service import analytics as q
+from service import insights
+from service.orm import Alert, Node, Product
+
+__all__ = [
+    "ALERT_WEEKS",
+    "WEBHOOK_ENV",
+    "acknowledge_alert",
+    "alert_view",
+    "evaluate_after_submission",
+    "evaluate_alerts",
+    "evaluate_all",
+    "list_alerts",
+]
+
+log = logging.getLogger(__name__)
+
+ALERT_WEEKS = 12
+WEBHOOK_ENV = "KIPIMO_ALERT_WEBHOOK"
+
+
+def _id(session: Session, model: type[Node] | type[Product], value: int | str) -> tuple[int, str]:
+    column = Node.name if model is Node else Product.slug
+    row = session.get(model, value) if isinstance(value, int) else \
+        session.scalars(select(model).where(column == value)).one_or_none()
+    if row is None:
+        raise NotFound(f"no {model.__tablename__[:-1]} {value!r}")
+    return row.id, row.name if isinstance(row, Node) else row.slug
+
+
+def evaluate_alerts(session: Session, *, product: int | str, node: int | str, now: dt.datetime,
+                    fresh: bool = False) -> list[Alert]:
+    """Open the alerts that the latest ``ALERT_WEEKS`` weeks of ``node`` x ``product`` call for (flushed, not
+    committed). Returns the new rows. The network baseline is reused between calls unless ``fresh``."""
+    product_id, product_slug = _id(session, Product, product)
+    node_id, node_name = _id(session, Node, node)
+    until = q.week_start(now.astimezone(dt.UTC).date()) + dt.timedelta(weeks=1)
+    end = dt.datetime.combine(until, dt.time(), tzinfo=dt.UTC)
+    r_net = q.resolve(session, q.Filters(product=product_slug, since=end - dt.timedelta(weeks=ALERT_WEEKS),
+                                         until=end), now=now)
+    r_node = q.Resolved(r_net.filters, product_id, None, node_id, r_net.since, r_net.until, r_net.nodes)
+    standard = insights.current_standard(session, product_slug)
+    checks = insights.measured_checks(standard) if standard else []
+    base = _network_baseline(session, r_net, checks, fresh=fresh)
+    found: list[dict[str, Any]] = []
+    found += _rate_signals(session, r_net, r_node, node_name, base.pbar)
+    for check in checks:
+        found += _mean_signals(session, r_node, node_name, check, base.checks.get(check.id))
+    return _store(session, found, product_id=product_id, node_id=node_id, now=now)
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The network's reference over the alert window: what every node is judged against."""
+
+    pbar: float
+    checks: dict[str, tuple[float, float]]  # check id -> (mean, within-subgroup sigma)
+    max_seq: int
+    made_at: float
+
+
+_BASELINES: dict[tuple[str, int, dt.datetime], _Baseline] = {}
+_BASELINE_LOCK = threading.Lock()
+BASELINE_TTL_S = 300.0
+BASELINE_GROWTH = 0.02  # recompute once the data grew by 2 %
+
+
+def _network_baseline(session: Session, r_net: q.Resolved, checks: Sequence[insights.MeasuredCheck],
+                      *, fresh: bool) -> _Baseline:
+    """The network rate and per-check mean and sigma, reused across submissions while the data has grown by
+    less than ``BASELINE_GROWTH`` (and for at most ``BASELINE_TTL_S``): the expensive, slowly moving part."""
+    assert r_net.product_id is not None
+    key = (str(session.get_bind().url), r_net.product_id, r_net.since)
+    seq = q.data_version(session)
+    with _BASELINE_LOCK:
+        cached = _BASELINES.get(key)
+    if (not fresh and cached is not None and time.monotonic() - cached.made_at < BASELINE_TTL_S
+            and 0 <= seq - cached.max_seq <= cached.max_seq * BASELINE_GROWTH):
+        return cached
+    totals = q.node_counts(session, r_net)
+    total_n = sum(c.n for c in totals)
+    pbar = sum(c.defects for c in totals) / total_n if total_n else 0.0
+    stats: dict[str, tuple[float, float]] = {}
+    for check in checks:
+        groups = q.measurement_subgroups(session, r_net, check.id)
+        dof = sum(g.n - 1 for g in groups)
+        if dof >= 2:
+            mean = sum(g.n * g.mean for g in groups) / sum(g.n for g in groups)
+            stats[check.id] = (mean, (sum(g.sumsq for g in groups) / dof) ** 0.5)
+    baseline = _Baseline(pbar, stats, seq, time.monotonic())
+    with _BASELINE_LOCK:
+        if len(_BASELINES) > 1024:
+            _BASELINES.clear()
+        _BASELINES[key] = baseline
+    return baseline
+
+
+def _rate_signals(session: Session, r_net: q.Resolved, r_node: q.Resolved, node: str,
+                  pbar: float) -> list[dict[str, Any]]:
+    mine = next(iter(q.node_counts(session, r_node)), None)
+    out: list[dict[str, Any]] = []
+    if mine is not None and mine.n and pbar > 0:
+        rate, hi = mine.defects / mine.n, insights.funnel_limits(pbar, mine.n, insights.Z998)[1]
+        if rate > hi:
+            out.append({"kind": "funnel", "rule": "funnel-above", "check": None,
+                        "period": q.week_start(r_net.since.date()),
+                        "message": f"{node.capitalize()}'s defect rate over the last {ALERT_WEEKS} weeks "
+                                   f"({rate:.1%}, {mine.defects}/{mine.n}) is above the network's 99.8 % funnel "
+                                   f"limit ({hi:.1%}) around the network rate {pbar:.1%}.",
+                        "detail": {"rate": rate, "n": mine.n, "defects": mine.defects, "limit": hi, "pbar": pbar}})
+    weekly = {c.week: [c.n, c.defects] for c in q.week_counts(session, r_node)}
+    weeks = sorted(weekly)
+    if not weeks:
+        return out
+    chart = spc.p_chart([weekly[w][1] for w in weeks], [weekly[w][0] for w in weeks],
+                        baseline=spc.Baseline("p", {"pbar": pbar}, ALERT_WEEKS), rules={1, 2})
+    for v in chart.violations:
+        if v.points[-1] != len(weeks) - 1:
+            continue  # only signals that the latest subgroup is part of are news
+        if v.rule == 1 and chart.values[v.points[0]] > chart.ucl[v.points[0]]:
+            w, value = weeks[v.points[0]], chart.values[v.points[0]]
+            out.append({"kind": "rule", "rule": "p-above-limit", "check": None, "period": w,
+                        "message": f"{node.capitalize()}'s defect rate in the week of {w} ({value:.1%}, "
+                                   f"{weekly[w][1]}/{weekly[w][0]}) is above the network's upper limit "
+                                   f"({chart.ucl[v.points[0]]:.1%}).",
+                        "detail": {"week": w.isoformat(), "rate": chart.values[v.points[0]],
+                                   "ucl": chart.ucl[v.points[0]], "pbar": pbar}})
+        elif v.rule == 2 and chart.values[v.points[-1]] > pbar:
+            w = weeks[v.points[0]]
+            out.append({"kind": "rule", "rule": "p-run-above", "check": None, "period": w,
+                        "message": f"{node.capitalize()}'s defect rate has been above the network rate ({pbar:.1%})"
+                                   f" for {len(v.points)} weeks in a row, since the week of {w}.",
+                        "detail": {"weeks": [weeks[i].isoformat() for i in v.points], "pbar": pbar}})
+    return out
+
+
+def _mean_signals(session: Session, r_node: q.Resolved, node: str, check: insights.MeasuredCheck,
+                  reference: tuple[float, float] | None) -> list[dict[str, Any]]:
+    if reference is None:
+        return []
+    mean, sigma = reference  # sigma within node-weeks: the process noise
+    mine = q.measurement_subgroups(session, r_node, check.id)
+    if not mine or sigma <= 0:
+        return []
+    se = [sigma / g.n**0.5 for g in mine]
+    values = [g.mean for g in mine]
+    violations = spc.run_rules(values, [mean] * len(values), se,
+                               [mean - 3 * s for s in se], [mean + 3 * s for s in se], rules={1, 2})
+    out = []
+    for v in violations:
+        if v.points[-1] != len(mine) - 1:
+            continue
+        g = mine[v.points[0]]
+        side = "above" if values[v.points[-1]] > mean else "below"
+        what = ("beyond the 3-sigma limit" if v.rule == 1 else f"{side} it for {len(v.points)} weeks in a row")
+        out.append({"kind": "rule", "rule": f"mean-shift-{v.rule}", "check": check.id, "period": g.week,
+                    "message": f"{node.capitalize()}: {check.label} mean {values[v.points[-1]]:.3f} {check.unit} "
+                               f"in the week of {mine[v.points[-1]].week} vs network {mean:.3f} {check.unit} — "
+                               f"{what}.",
+                    "detail": {"weeks": [mine[i].week.isoformat() for i in v.points],
+                               "means": [values[i] for i in v.points], "network_mean": mean, "sigma": sigma}})
+    return out
+
+
+def _store(session: Session, found: Sequence[dict[str, Any]], *, product_id: int, node_id: int,
+           now: dt.datetime) -> list[Alert]:
+    open_signatures = {
+        (a.kind, a.rule, a.check_id)
+        for a in session.scalars(select(Alert).where(Alert.product_id == product_id, Alert.node_id == node_id,
+                                                     Alert.status == "open"))
+    }
+    new = []
+    for f in found:
+        period = f["period"]
+        key = f"{f['kind']}:{product_id}:{node_id}:{f['check'] or '-'}:{f['rule']}:{period.isoformat()}"
+        if (f["kind"], f["rule"], f["check"]) in open_signatures:
+            continue
+        if session.scalars(select(Alert.id).where(Alert.key == key)).first() is not None:
+            continue  # already raised (and acknowledged) for this subgroup
+        alert = Alert(key=key, kind=f["kind"], rule=f["rule"], product_id=product_id, node_id=node_id,
+                      check_id=f["check"], message=f["message"], detail=f["detail"], status="open", created_at=now,
+                      period_start=dt.datetime.combine(period, dt.time(), tzinfo=dt.UTC))
+        session.add(alert)
+        open_signatures.add((f["kind"], f["rule"], f["check"]))
+        new.append(alert)
+    if new:
+        session.flush()
+    return new
+
+
+def evaluate_after_submission(ctx: Any, *, product: int | str, node: int | str, now: dt.datetime) -> list[int]:
+    """Evaluate in a transaction of its own after a submission committed; never fails the ingest."""
+    try:
+        with ctx.db.write_session() as session:
+            new = evaluate_alerts(session, product=product, node=node, now=now)
+            views = [alert_view(a) for a in new]
+    except Exception:  # noqa: BLE001 - an alert problem must not lose a record that is already stored
+        log.exception("alert evaluation failed for product %s node %s", product, node)
+        return []
+    if views:
+        notify_webhook(views)
+    return [v["id"] for v in views]
+
+
+def evaluate_all(ctx: Any, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """Evaluate every node x product that has records (after a bulk import)."""
+    with ctx.db.session() as session:
+        pairs = session.execute(select(Product.slug, Node.name).join(Node, true())).all()
+    out = []
+    for product, node in pairs:
+        with ctx.db.write_session() as session:
+            out += [alert_view(a) for a in evaluate_alerts(session, product=product, node=node, now=now,
+                                                           fresh=True)]
+    return out
+
+
+def notify_webhook(alerts: list[dict[str, Any]], url: str | None = None) -> threading.Thread | None:
+    """POST new alerts to ``KIPIMO_ALERT_WEBHOOK`` (JSON ``{"alerts": [...]}``) on a background thread."""
+    url = url or os.environ.get(WEBHOOK_ENV)
+    if not url:
+        return None
+
+    def post() -> None:
+        body = json.dumps({"alerts": alerts}, default=str).encode()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            urllib.request.urlopen(req, timeout=5).close()  # noqa: S310 - an operator-configured URL
+        except Exception as exc:  # noqa: BLE001 - the alert is stored; the webhook is best effort
+            log.warning("alert webhook %s failed: %s", url, exc)
+
+    thread = threading.Thread(target=post, name="kipimo-alert-webhook", daemon=True)
+    thread.start()
+    return thread
+
+
+def list_alerts(session: Session, *, status: str | None = "open", product: str | None = None,
+                node: str | None = None, limit: int = 200) -> list[Alert]:
+    query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
+    if status:
+        if status not in ("open", "acknowledged"):
+            raise InvalidInput("unknown alert status", [Problem("status", "open or acknowledged")])
+        query = query.where(Alert.status == status)
+    if product:
+        query = query.join(Product, Alert.product_id == Product.id).where(Product.slug == product)
+    if node:
+        query = query.join(Node, Alert.node_id == Node.id).where(Node.name == node)
+    return list(session.scalars(query).unique())
+
+
+def acknowledge_alert(session: Session, *, alert_id: int, by: str, comment: str, now: dt.datetime) -> Alert:
+    comment = (comment or "").strip()
+    if not comment:
+        raise InvalidInput("say what was done about it", [Problem("comment", "required (e.g. 'nozzle replaced')")])
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"no alert {alert_id}")
+    if alert.status != "acknowledged":
+        alert.status = "acknowledged"
+        alert.acknowledged_at = now
+        alert.acknowledged_by = by
+        alert.comment = comment[:4000]
+        session.flush()
+    return alert
+
+
+def alert_view(a: Alert) -> dict[str, Any]:
+    return {
+        "id": a.id, "kind": a.kind, "rule": a.rule, "product": a.product.slug, "node": a.node.name,
+        "check": a.check_id, "period_start": a.period_start.date().isoformat() if a.period_start else None,
+        "message": a.message, "detail": a.detail, "status": a.status,
+        "created_at": a.created_at.isoformat(), "acknowledged_at":
+            a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+        "acknowledged_by": a.acknowledged_by, "comment": a.comment,
+    }

@@ -1,0 +1,426 @@
+"""What the dashboard says: the queries of ``service.analytics`` turned into charts' data and plain sentences.
+
+Every function here returns JSON-ready dicts (the API returns them as they
+are; the dashboard and ``qc report`` draw them). The statistics come from
+``qc.spc`` (p-chart, run rules, chart constants); the few pieces that need
+subgroup *summaries* instead of raw values (a million records never leave the
+database) are small adapters below, following the same textbook formulas.
+
+Readings are one line each, written for a manager on a tablet:
+"Yaoundé's defect rate is above the network's upper limit for 3 weeks".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from qc import compare, spc
+from qc.errors import InvalidInput, NotFound, Problem
+from qc.standards import ItemType, Standard
+from service import analytics as q
+from service import repository as repo
+from service.orm import Lot, Node, Product, UTCDateTime
+
+__all__ = [
+    "MeasuredCheck",
+    "funnel_limits",
+    "measured_checks",
+    "measurement_view",
+    "network_view",
+    "p_chart_view",
+    "pareto_view",
+]
+
+Z95, Z998 = 1.959964, 3.090232
+# Run rules worth a manager's attention on a weekly chart: beyond the limits, a run of nine on one side,
+# two of three beyond 2 sigma. (Rules 4, 7 and 8 mostly flag stratified sampling, not a process change.)
+CHART_RULES = frozenset({1, 2, 5})
+
+
+# --- small statistics adapters (summaries in, same formulas as qc.spc / qc.compare) ----------------
+
+
+def funnel_limits(pbar: float, n: float, z: float) -> tuple[float, float]:
+    """The funnel limits at one volume n (``qc.compare.funnel_limits`` gives the curve on a grid)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    half = z * math.sqrt(max(pbar * (1 - pbar), 0.0) / n)
+    return (max(0.0, pbar - half), min(1.0, pbar + half))
+
+
+def _c4(n: int) -> float:
+    return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+
+
+def xbar_s_from_summaries(groups: Sequence[q.Subgroup]) -> spc.ControlChart:
+    """X-bar chart (limits from the pooled S, Montgomery eq. 6.31) from subgroup summaries.
+
+    ``qc.spc.xbar_s_chart`` takes raw values and stops at n = 25 (its table); weekly subgroups of a busy
+    node are larger, so c4 comes from its closed form here. Run rules are ``qc.spc.run_rules``.
+    """
+    usable = [g for g in groups if g.n >= 2]
+    n = [g.n for g in usable]
+    xbar = [g.mean for g in usable]
+    dof = sum(k - 1 for k in n)
+    xx = sum(k * m for k, m in zip(n, xbar, strict=True)) / sum(n)
+    sbar = math.sqrt(sum(g.sumsq for g in usable) / dof) if dof else 0.0
+    se = [sbar / (_c4(k) * math.sqrt(k)) for k in n]
+    lcl = [xx - 3 * s for s in se]
+    ucl = [xx + 3 * s for s in se]
+    violations = spc.run_rules(xbar, [xx] * len(xbar), se, lcl, ucl, CHART_RULES)
+    base = spc.Baseline("xbar_s", {"xbarbar": xx, "sbar": sbar}, len(usable))
+    return spc.ControlChart("xbar", tuple(xbar), (xx,) * len(xbar), tuple(lcl), tuple(ucl), tuple(se),
+                            violations, base, len(usable), tuple(float(k) for k in n))
+
+
+def capability(mean: float, sigma_within: float, sigma_overall: float,
+               lsl: float | None, usl: float | None) -> dict[str, float | None]:
+    """Cp/Cpk (within-subgroup sigma) and Pp/Ppk (overall sigma), ISO 22514-2 / AIAG SPC."""
+
+    def indices(sigma: float) -> tuple[float | None, float | None]:
+        if sigma <= 0:
+            return None, None
+        cp = (usl - lsl) / (6 * sigma) if lsl is not None and usl is not None else None
+        sides = [x for x in ((usl - mean) / (3 * sigma) if usl is not None else None,
+                             (mean - lsl) / (3 * sigma) if lsl is not None else None) if x is not None]
+        return cp, (min(sides) if sides else None)
+
+    cp, cpk = indices(sigma_within)
+    pp, ppk = indices(sigma_overall)
+    return {"cp": cp, "cpk": cpk, "pp": pp, "ppk": ppk}
+
+
+# --- what the standard measures -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasuredCheck:
+    id: str
+    label: str
+    unit: str
+    lsl: float | None
+    usl: float | None
+    nominal: float | None
+
+
+def measured_checks(standard: Standard) -> list[MeasuredCheck]:
+    """Checks with a numeric value worth charting: dimensions, and number items with limits."""
+    out = []
+    for item in standard.items:
+        if item.type is ItemType.NUMBER and (item.min is not None or item.max is not None):
+            out.append(MeasuredCheck(item.id, item.prompt, item.unit or "", item.min, item.max, None))
+    for slot in standard.photos:
+        for check in slot.checks:
+            if check.kind == "dimension" and check.unit != "count":
+                lo, hi = check.limits
+                label = check.id.replace("_", " ")
+                out.append(MeasuredCheck(check.id, label, check.unit, lo, hi, check.nominal))
+    return out
+
+
+def current_standard(session: Session, product: str) -> Standard | None:
+    row = repo.current_standard(session, product=product)
+    return repo.standard_from_row(row) if row is not None else None
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
+    """Per-node defect rates with Wilson intervals, the funnel limits, and one reading per outlier."""
+    counts = {r.nodes.get(c.node_id, str(c.node_id)): (c.defects, c.n) for c in q.node_counts(session, r) if c.n}
+    if not counts:
+        return {"network": {"n": 0, "defects": 0, "rate": 0.0}, "nodes": [], "funnel": [], "test": None,
+                "readings": ["No inspections in this period."]}
+    comparison = compare.compare_nodes(dict(sorted(counts.items())))
+    pbar = comparison.network_rate
+    nodes = []
+    for rate in comparison.nodes:
+        status = {"above_998": "above", "below_998": "below", "inside": "within"}.get(rate.funnel, "warning")
+        nodes.append({"node": rate.node, "n": rate.n, "defects": rate.defects, "rate": rate.rate,
+                      "ci95": [rate.lower, rate.upper], "z": rate.z, "funnel_position": rate.funnel,
+                      "funnel95": list(funnel_limits(pbar, rate.n, Z95)),
+                      "funnel998": list(funnel_limits(pbar, rate.n, Z998)), "status": status})
+    readings = []
+    for node in nodes:
+        if node["status"] == "above":
+            readings.append(f"{node['node'].capitalize()}'s defect rate ({_pct(node['rate'])}) is above the "
+                            f"network's 99.8 % funnel limit ({_pct(node['funnel998'][1])}) for its volume.")
+        elif node["status"] == "below":
+            readings.append(f"{node['node'].capitalize()} has fewer defects ({_pct(node['rate'])}) than chance "
+                            "allows around the network rate: worth learning from (or checking its inspections).")
+    readings.sort(key=lambda line: "above" not in line)  # the worrying ones first
+    if not readings:
+        readings.append(f"All {len(nodes)} nodes are within the funnel limits around the network rate "
+                        f"of {_pct(pbar)}.")
+    grid = compare.funnel_limits(pbar, max(n["n"] for n in nodes) * 1.15, points=40,
+                                 min_n=max(1.0, min(n["n"] for n in nodes) / 2))
+    test = comparison.test
+    return {"network": {"n": comparison.total_n, "defects": comparison.total_defects, "rate": pbar},
+            "nodes": nodes, "funnel": [p.__dict__ for p in grid],
+            "test": test.__dict__ if test else None, "readings": readings}
+
+
+def _weeks(r: q.Resolved) -> list[dt.date]:
+    first, last = q.week_start(r.since.date()), q.week_start((r.until - dt.timedelta(seconds=1)).date())
+    return [first + dt.timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+
+
+def p_chart_view(session: Session, r: q.Resolved) -> dict[str, Any]:
+    """Weekly p-chart per node, judged against the network rate (Phase II: the network is the standard)."""
+    weekly: dict[int, dict[dt.date, list[int]]] = defaultdict(dict)
+    for c in q.week_counts(session, r):
+        weekly[c.node_id][c.week] = [c.n, c.defects]
+    # The reference is the whole network's rate, also when the view is narrowed to one node.
+    totals = q.node_counts(session, replace(r, node_id=None))
+    total_n = sum(c.n for c in totals)
+    pbar = sum(c.defects for c in totals) / total_n if total_n else 0.0
+    base = spc.Baseline("p", {"pbar": pbar}, len(_weeks(r)))
+    charts, readings = [], []
+    for node_id in sorted(weekly, key=lambda i: r.nodes.get(i, "")):
+        weeks = sorted(w for w, v in weekly[node_id].items() if v[0] > 0)
+        sizes = [weekly[node_id][w][0] for w in weeks]
+        defects = [weekly[node_id][w][1] for w in weeks]
+        name = r.nodes.get(node_id, str(node_id))
+        chart = spc.p_chart(defects, sizes, baseline=base, rules=CHART_RULES)
+        reading = _p_reading(name, chart)
+        if reading:
+            readings.append(reading)
+        charts.append({"node": name, "weeks": [w.isoformat() for w in weeks], "sizes": sizes,
+                       "defects": defects, "chart": chart.to_dict(), "reading": reading})
+    if not readings and charts:
+        readings.append(f"Every node's weekly defect rate stays within the limits around the network rate "
+                        f"({_pct(pbar)}).")
+    return {"pbar": pbar, "nodes": charts, "readings": readings}
+
+
+def _p_reading(node: str, chart: spc.ControlChart) -> str | None:
+    """Name the most recent signal: a run of weeks above the limit, or a broken run rule."""
+    above = [v > u for v, u in zip(chart.values, chart.ucl, strict=True)]
+    run = 0
+    for flag in reversed(above):
+        if not flag:
+            break
+        run += 1
+    who = node.capitalize()
+    if run:
+        span = "this week" if run == 1 else f"{run} weeks"
+        return f"{who}'s defect rate is above the network's upper limit for {span} (latest {_pct(chart.values[-1])})."
+    recent = [v for v in chart.violations if v.points[-1] >= len(chart.values) - 4
+              and chart.values[v.points[-1]] > chart.center[v.points[-1]]]  # still going on, and worse
+    if recent:
+        return f"{who}: {spc.RULE_NAMES[recent[-1].rule]} above the network rate in its weekly defect rate."
+    return None
+
+
+def pareto_view(session: Session, r: q.Resolved) -> dict[str, Any]:
+    bars = compare.pareto(dict(q.failure_counts(session, r)))
+    rows = [{"check": b.label, "count": b.count, "share": b.share, "cumulative": b.cumulative_share} for b in bars]
+    if rows:
+        vital = [row["check"] for row in rows if row["cumulative"] - row["share"] < 0.8 - 1e-9]
+        reading = (f"{len(vital)} of {len(rows)} checks cause 80 % of the failures: {', '.join(vital[:4])}"
+                   f"{'…' if len(vital) > 4 else ''}.")
+    else:
+        reading = "No failed checks in this period."
+    return {"total": sum(b.count for b in bars), "checks": rows, "reading": reading}
+
+
+def measurement_view(session: Session, r: q.Resolved, check: MeasuredCheck) -> dict[str, Any]:
+    """X-bar/S on node-week subgroups (I-MR when subgroups are single values), capability per node."""
+    groups = q.measurement_subgroups(session, r, check.id)
+    by_node: dict[int, list[q.Subgroup]] = defaultdict(list)
+    for g in groups:
+        by_node[g.node_id].append(g)
+    nodes = []
+    for node_id in sorted(by_node, key=lambda i: r.nodes.get(i, "")):
+        nodes.append(_node_measurement(r.nodes.get(node_id, str(node_id)), by_node[node_id], check))
+    pooled = _pool_weeks(groups)
+    chart: dict[str, Any] | None = None
+    kind = "none"
+    if sum(1 for g in pooled if g.n >= 2) >= 2:
+        chart, kind = xbar_s_from_summaries(pooled).to_dict(), "xbar_s"
+        chart["weeks"] = [g.week.isoformat() for g in pooled if g.n >= 2]
+    elif len(values := q.measurement_values(session, r, check.id)) >= 2:
+        imr = spc.imr_chart([v for _n, v in values])
+        chart, kind = imr.location.to_dict(), "imr"
+    readings = [n["reading"] for n in nodes if n["reading"]]
+    if not readings and nodes:
+        readings.append(f"{check.label.capitalize()}: every node is capable (Cpk ≥ 1.33) and in control.")
+    return {"check": check.__dict__, "kind": kind, "chart": chart, "nodes": nodes, "readings": readings}
+
+
+def _pool_weeks(groups: Sequence[q.Subgroup]) -> list[q.Subgroup]:
+    """Network subgroups: all nodes' measurements of one week together (sums of squares add up around the
+    pooled mean: SS = sum(SS_i + n_i (m_i - m)^2))."""
+    by_week: dict[dt.date, list[q.Subgroup]] = defaultdict(list)
+    for g in groups:
+        by_week[g.week].append(g)
+    out = []
+    for week in sorted(by_week):
+        gs = by_week[week]
+        n = sum(g.n for g in gs)
+        mean = sum(g.n * g.mean for g in gs) / n
+        ss = sum(g.sumsq + g.n * (g.mean - mean) ** 2 for g in gs)
+        out.append(q.Subgroup(-1, week, n, mean, min(g.minimum for g in gs), max(g.maximum for g in gs), ss))
+    return out
+
+
+def _node_measurement(node: str, groups: list[q.Subgroup], check: MeasuredCheck) -> dict[str, Any]:
+    n = sum(g.n for g in groups)
+    mean = sum(g.n * g.mean for g in groups) / n
+    ss_total = sum(g.sumsq + g.n * (g.mean - mean) ** 2 for g in groups)
+    dof_within = sum(g.n - 1 for g in groups)
+    s_within = math.sqrt(sum(g.sumsq for g in groups) / dof_within) if dof_within > 0 else 0.0
+    s_overall = math.sqrt(ss_total / (n - 1)) if n > 1 else 0.0
+    cap = capability(mean, s_within, s_overall, check.lsl, check.usl)
+    chart = xbar_s_from_summaries(groups) if sum(1 for g in groups if g.n >= 2) >= 2 else None
+    weeks = [g.week.isoformat() for g in groups if g.n >= 2]
+    reading = None
+    who = node.capitalize()
+    if chart is not None and chart.violations:
+        last = chart.violations[-1]
+        if last.points[-1] >= len(chart.values) - 4:
+            reading = f"{who}: {check.label} — {spc.RULE_NAMES[last.rule]} (week of {weeks[last.points[-1]]})."
+    if reading is None and cap["cpk"] is not None and cap["cpk"] < 1.0:
+        reading = f"{who}: {check.label} is not capable (Cpk {cap['cpk']:.2f} < 1.0; mean {mean:.3f} {check.unit})."
+    return {"node": node, "n": n, "mean": mean, "s_within": s_within, "s_overall": s_overall, **cap,
+            "weeks": weeks, "chart": chart.to_dict() if chart else None, "reading": reading}
+
+
+# --- page-level views (cached) --------------------------------------------------------------------
+
+
+def _key(name: str, filters: q.Filters) -> tuple[str, q.Filters]:
+    return (name, filters)
+
+
+def overview(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+    """The network at a glance: rates and funnel, Pareto of failed checks (alerts are read live)."""
+    f = q.round_window(filters, now=now)
+
+    def compute() -> dict[str, Any]:
+        r = q.resolve(session, f, now=now)
+        return {"filters": filters_view(r), "network": network_view(session, r), "pareto": pareto_view(session, r)}
+
+    return an.cached(session, _key("overview", f), compute)
+
+
+def rates(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+    f = q.round_window(filters, now=now)
+    return an.cached(session, _key("network", f),
+                     lambda: {"filters": filters_view(r := q.resolve(session, f, now=now)),
+                              **network_view(session, r)})
+
+
+def p_charts(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+    f = q.round_window(filters, now=now)
+    return an.cached(session, _key("p-chart", f),
+                     lambda: {"filters": filters_view(r := q.resolve(session, f, now=now)),
+                              **p_chart_view(session, r)})
+
+
+def pareto(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+    f = q.round_window(filters, now=now)
+    return an.cached(session, _key("pareto", f),
+                     lambda: {"filters": filters_view(r := q.resolve(session, f, now=now)),
+                              **pareto_view(session, r)})
+
+
+def measurements(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+    """Every measured check of the product (or only ``filters.check``): control chart and capability."""
+    f = q.round_window(filters, now=now)
+
+    def compute() -> dict[str, Any]:
+        r = q.resolve(session, f, now=now)
+        if f.product is None:
+            raise InvalidInput("measurements are per product", [Problem("product", "required")])
+        standard = current_standard(session, f.product)
+        checks = measured_checks(standard) if standard else []
+        if f.check is not None:
+            checks = [c for c in checks if c.id == f.check]
+            if not checks:
+                raise NotFound(f"{f.product} has no measured check {f.check!r}")
+        return {"filters": filters_view(r), "checks": [measurement_view(session, r, c) for c in checks]}
+
+    return an.cached(session, _key("measurements", f), compute)
+
+
+def filters_view(r: q.Resolved) -> dict[str, Any]:
+    f = r.filters
+    return {"product": f.product, "version": f.version, "node": f.node, "check": f.check,
+            "since": r.since.isoformat(), "until": r.until.isoformat()}
+
+
+LOT_UNITS_SQL = (
+    "SELECT s.seq, s.id, s.unit, s.captured_at, s.verdict, s.technician, st.version FROM submissions s "
+    "JOIN standards st ON st.id = s.standard_id WHERE s.lot_id = :lot ORDER BY s.captured_at, s.seq LIMIT :limit"
+)
+LOT_RESULTS_SQL = (
+    "SELECT c.submission_seq, c.check_id, c.status, c.value FROM check_results c "
+    "JOIN submissions s ON s.seq = c.submission_seq "
+    "WHERE s.lot_id = :lot AND (c.status = 'fail' OR c.value IS NOT NULL) ORDER BY c.submission_seq, c.position"
+)
+
+
+def lot_view(session: Session, lot_id: int, *, limit: int = 1000) -> dict[str, Any]:
+    """One lot: its units with verdicts and failed checks, and each measured check's values in order."""
+    lot = session.get(Lot, lot_id)
+    if lot is None:
+        raise NotFound(f"no lot {lot_id}")
+    product = session.get(Product, lot.product_id)
+    node = session.get(Node, lot.node_id)
+    assert product is not None and node is not None
+    units_sql = text(LOT_UNITS_SQL).columns(captured_at=UTCDateTime())
+    rows = session.execute(units_sql, {"lot": lot_id, "limit": limit}).all()
+    failed: dict[int, list[str]] = defaultdict(list)
+    values: dict[str, list[float]] = defaultdict(list)
+    standard = current_standard(session, product.slug)
+    checks = {c.id: c for c in (measured_checks(standard) if standard else [])}
+    listed = {int(r[0]) for r in rows}
+    for seq, check_id, status, value in session.execute(text(LOT_RESULTS_SQL), {"lot": lot_id}):
+        if int(seq) not in listed:
+            continue
+        if status == "fail":
+            failed[int(seq)].append(check_id)
+        if check_id in checks and value is not None:
+            values[check_id].append(float(value))
+    units = [{"id": sid, "unit": unit, "captured_at": at.isoformat(), "verdict": verdict, "technician": tech,
+              "standard_version": int(version), "failed": failed.get(int(seq), [])}
+             for seq, sid, unit, at, verdict, tech, version in rows]
+    n = len(units)
+    defects = sum(1 for u in units if u["verdict"] == "fail")
+    series = []
+    for cid, vals in values.items():
+        c = checks[cid]
+        chart = spc.imr_chart(vals, rules=CHART_RULES).location.to_dict() if len(vals) >= 2 else None
+        outside = sum(1 for v in vals if (c.lsl is not None and v < c.lsl) or (c.usl is not None and v > c.usl))
+        series.append({"check": c.__dict__, "values": vals, "chart": chart, "outside_spec": outside})
+    reading = (f"Lot {lot.code}: {defects} of {n} units failed ({_pct(defects / n)})." if n
+               else f"Lot {lot.code} has no inspections yet.")
+    return {"lot": {"id": lot.id, "code": lot.code, "node": node.name, "product": product.slug,
+                    "created_at": lot.created_at.isoformat()},
+            "n": n, "defects": defects, "reviews": sum(1 for u in units if u["verdict"] == "review"),
+            "units": units, "measurements": series, "reading": reading}
+
+
+def recent_lots(session: Session, *, node_id: int | None = None, product_id: int | None = None,
+                limit: int = 20) -> list[dict[str, Any]]:
+    query = select(Lot).order_by(Lot.created_at.desc(), Lot.id.desc()).limit(limit)
+    if node_id is not None:
+        query = query.where(Lot.node_id == node_id)
+    if product_id is not None:
+        query = query.where(Lot.product_id == product_id)
+    return [{"id": lot.id, "code": lot.code, "created_at": lot.created_at.isoformat()}
+            for lot in session.scalars(query)]

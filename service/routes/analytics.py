@@ -1,0 +1,168 @@
+"""Analytics and alerts for managers and auditors: the data behind every dashboard chart and table.
+
+Every chart endpoint takes the same filters (product, standard version, node,
+date range on the capture time, check) and answers JSON ready to draw; the
+dashboard pages (``service.routes.dashboard``) and ``qc report`` use the same
+functions. Answers are cached per filter and data version (see
+``service.analytics.Analytics``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from qc.errors import InvalidInput, Problem
+from service import alerts as alerting
+from service import analytics as q
+from service import insights
+from service.auth import Principal, Role, require_role
+from service.deps import PrincipalDep, SessionDep
+
+__all__ = ["FiltersDep", "get_analytics", "readable", "router"]
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+alerts_router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+READERS = (Role.MANAGER, Role.AUDITOR, Role.ADMIN)
+
+
+def get_analytics(request: Request) -> q.Analytics:
+    """The app's one ``Analytics`` (query cache), made on first use."""
+    state = request.app.state
+    if getattr(state, "analytics", None) is None:
+        state.analytics = q.Analytics(state.ctx.db)
+    return state.analytics
+
+
+AnalyticsDep = Annotated[q.Analytics, Depends(get_analytics)]
+
+
+def readable(principal: Principal) -> Principal:
+    require_role(principal, *READERS, action="read the network's analytics")
+    return principal
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def _parse_time(value: str | None, name: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} is not a date", [Problem(name, "use YYYY-MM-DD or an ISO 8601 time")]) from None
+    return _utc(parsed)
+
+
+def get_filters(
+    product: Annotated[str | None, Query(description="product slug")] = None,
+    version: Annotated[str | None, Query(description="standard version (with product)")] = None,
+    node: Annotated[str | None, Query(description="node name")] = None,
+    since: Annotated[str | None, Query(description="captured at or after (YYYY-MM-DD or ISO 8601); "
+                                                   f"default {q.DEFAULT_WEEKS} weeks before until")] = None,
+    until: Annotated[str | None, Query(description="captured before (YYYY-MM-DD or ISO 8601); "
+                                                   "default the end of today (UTC)")] = None,
+    check: Annotated[str | None, Query(description="check id (measurements)")] = None,
+) -> q.Filters:
+    """The shared filters; empty values (as an HTML form sends them) mean "not set"."""
+    number = None
+    if version:
+        if not version.isdigit() or int(version) < 1:
+            raise InvalidInput("version must be a whole number", [Problem("version", f"got {version!r}")])
+        number = int(version)
+    return q.Filters(product=product or None, version=number, node=node or None,
+                     since=_parse_time(since, "since"), until=_parse_time(until, "until"), check=check or None)
+
+
+FiltersDep = Annotated[q.Filters, Depends(get_filters)]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@router.get("/overview", summary="Network at a glance: per-node rates, funnel, Pareto, open alerts")
+def overview(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+    readable(principal)
+    body = dict(insights.overview(an, session, f, now=_now()))
+    body["alerts"] = [alerting.alert_view(a) for a in
+                      alerting.list_alerts(session, status="open", product=f.product, node=f.node, limit=50)]
+    return body
+
+
+@router.get("/rates", summary="Defect rate per node with Wilson 95 % intervals, funnel limits, homogeneity test")
+def rates(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+    readable(principal)
+    return insights.rates(an, session, f, now=_now())
+
+
+@router.get("/p-chart", summary="Weekly p-chart per node against the network rate, with run-rule violations")
+def p_chart(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+    readable(principal)
+    return insights.p_charts(an, session, f, now=_now())
+
+
+@router.get("/pareto", summary="Failed checks by frequency, with cumulative share")
+def pareto(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+    readable(principal)
+    return insights.pareto(an, session, f, now=_now())
+
+
+@router.get("/measurements", summary="X-bar/S (or I-MR) chart and capability per measured check of a product")
+def measurements(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+    readable(principal)
+    return insights.measurements(an, session, f, now=_now())
+
+
+@router.get("/lots/{lot_id}", summary="One lot: units, verdicts, failed checks, measured values")
+def lot(lot_id: int, session: SessionDep, principal: PrincipalDep, an: AnalyticsDep) -> dict[str, Any]:
+    readable(principal)
+    return an.cached(session, ("lot", lot_id), lambda: insights.lot_view(session, lot_id))
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+class AcknowledgeIn(BaseModel):
+    comment: str = Field(min_length=1, max_length=4000, description="what was found or done")
+
+
+@alerts_router.get("", summary="Alerts, newest first (status open by default; 'all' for every one)")
+def list_alerts(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[str, Query(pattern="^(open|acknowledged|all)$")] = "open",
+    product: str | None = None,
+    node: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    readable(principal)
+    rows = alerting.list_alerts(session, status=None if status == "all" else status, product=product, node=node,
+                                limit=limit)
+    return {"items": [alerting.alert_view(a) for a in rows]}
+
+
+@alerts_router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert with a comment (managers)")
+def acknowledge(alert_id: int, session: SessionDep, principal: PrincipalDep,
+                body: Annotated[AcknowledgeIn, Body()]) -> dict[str, Any]:
+    require_role(principal, Role.MANAGER, Role.ADMIN, action="acknowledge alerts")
+    return acknowledge_alert(session, principal, alert_id, body.comment)
+
+
+def acknowledge_alert(session: Any, principal: Principal, alert_id: int, comment: str) -> dict[str, Any]:
+    """Acknowledge and record it in the audit log, in one transaction."""
+    from service import repository as repo  # noqa: PLC0415
+
+    now = _now()
+    alert = alerting.acknowledge_alert(session, alert_id=alert_id, by=principal.actor, comment=comment, now=now)
+    repo.add_audit_event(session, actor=principal.actor, role=principal.role.value, action="alert.acknowledge",
+                         subject_type="alert", subject_id=str(alert_id), detail={"comment": alert.comment}, now=now)
+    view = alerting.alert_view(alert)
+    session.commit()
+    return view

@@ -1,0 +1,65 @@
+"""The dashboard's charts: view data (``service.insights``, plain JSON) in, inline SVG out.
+
+Drawing is ``service.charts``' job; this module only rebuilds the ``qc``
+value objects those renderers take from the cached JSON views and picks
+titles and axis labels, so pages and ``qc report`` never touch chart internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qc.compare import FunnelPoint, NodeComparison, NodeRate, ParetoBar
+from qc.spc import Baseline, ControlChart, Violation
+from service import charts
+
+__all__ = ["funnel_svg", "p_chart_svg", "pareto_svg", "rates_svg", "xbar_svg"]
+
+
+def _chart(d: dict[str, Any]) -> ControlChart:
+    return ControlChart(
+        kind=d["kind"], values=tuple(d["values"]), center=tuple(d["center"]), lcl=tuple(d["lcl"]),
+        ucl=tuple(d["ucl"]), sigma=tuple(d["sigma"]),
+        violations=tuple(Violation(v["rule"], tuple(v["points"]), v["message"]) for v in d["violations"]),
+        baseline=Baseline(d["baseline"]["kind"], dict(d["baseline"]["params"]), d["baseline"]["n_points"]),
+        phase_i_count=d["phase_i_count"], sizes=tuple(d.get("sizes") or ()),
+    )
+
+
+def _x_label(weeks: list[str] | None, unit: str = "Week") -> str:
+    if not weeks:
+        return "Unit, in order of capture" if unit != "Week" else "Week"
+    return f"Week (1 = week of {weeks[0]}, {len(weeks)} = week of {weeks[-1]})"
+
+
+def p_chart_svg(node: dict[str, Any]) -> str:
+    return charts.control_chart_svg(_chart(node["chart"]), title=f"{node['node']}: weekly defect rate",
+                                    y_label="Defect proportion", x_label=_x_label(node["weeks"]))
+
+
+def xbar_svg(chart: dict[str, Any], check: dict[str, Any], weeks: list[str] | None) -> str:
+    what = "Weekly mean" if chart["kind"] == "xbar" else "Value"
+    return charts.control_chart_svg(_chart(chart), title=f"{check['label']}",
+                                    y_label=f"{what} ({check.get('unit') or ''})".replace(" ()", ""),
+                                    x_label=_x_label(weeks, "Week" if chart["kind"] == "xbar" else "Unit"))
+
+
+def _comparison(network: dict[str, Any]) -> NodeComparison:
+    nodes = tuple(NodeRate(n["node"], n["defects"], n["n"], n["rate"], n["ci95"][0], n["ci95"][1], n["z"],
+                           n["funnel_position"]) for n in network["nodes"])
+    net = network["network"]
+    return NodeComparison(net["rate"], net["defects"], net["n"], 0.95, nodes, None)
+
+
+def rates_svg(network: dict[str, Any]) -> str:
+    return charts.proportions_svg(_comparison(network))
+
+
+def funnel_svg(network: dict[str, Any]) -> str:
+    grid = [FunnelPoint(**p) for p in network["funnel"]]
+    return charts.funnel_plot_svg(_comparison(network), grid)
+
+
+def pareto_svg(pareto: dict[str, Any], top: int = 8) -> str:
+    bars = [ParetoBar(c["check"], c["count"], c["share"], c["cumulative"]) for c in pareto["checks"][:top]]
+    return charts.pareto_svg(bars)

@@ -1,0 +1,63 @@
+"""Concurrent uploads through the one code path (``record_submission``), on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+
+from service.submissions import record_submission
+from tests.integration.support import count_rows, jpeg, record
+
+THREADS = 6
+
+
+def _run_all(fns):
+    results: list = [None] * len(fns)
+    errors: list = []
+    barrier = threading.Barrier(len(fns))
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            results[i] = fn()
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    return results
+
+
+def test_same_id_uploaded_concurrently_is_stored_once(ctx, seed):
+    rec, photo = json.dumps(record()), jpeg(seed=31)
+    now = dt.datetime.now(dt.UTC)
+    outcomes = _run_all([
+        lambda: record_submission(ctx, record=rec, photos={"top": photo}, now=now, node="node-a")
+        for _ in range(THREADS)
+    ])
+    assert sum(o.created for o in outcomes) == 1
+    assert all(o.body == outcomes[0].body for o in outcomes)
+    assert count_rows(ctx)["submissions"] == 1
+
+
+def test_new_lot_created_by_concurrent_uploads_is_shared(ctx, seed):
+    now = dt.datetime.now(dt.UTC)
+    recs = [json.dumps(record(lot="L-new")) for _ in range(THREADS)]
+    outcomes = _run_all([
+        (lambda r=r, i=i: record_submission(ctx, record=r, photos={"top": jpeg(seed=100 + i)}, now=now,
+                                            node="node-a"))
+        for i, r in enumerate(recs)
+    ])
+    assert all(o.created for o in outcomes)
+    assert {o.body["lot"] for o in outcomes} == {"L-new"}
+    from sqlalchemy import func, select
+
+    from service.orm import Lot
+
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Lot)) == 1

@@ -1,0 +1,48 @@
+"""The full path with vision on: a shipped standard, a photo that shows no calibration card."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from service import repository as repo
+from service.checklists import load_shipped_standards
+from tests.integration.support import auth, jpeg, record, upload
+
+
+def test_photo_without_card_gets_every_check_and_a_review_verdict(make_client, seed, ctx, settings):
+    now = dt.datetime.now(dt.UTC)
+    with ctx.db.write_session() as session:
+        for standard in load_shipped_standards(settings.checklists_dir):
+            repo.publish_standard(session, standard=standard, by="test", now=now)
+        visor = repo.standard_from_row(repo.current_standard(session, product="face-shield-visor"))
+    answers = {}
+    for item in visor.items:  # an answer that meets every item's own acceptance rule
+        if item.type == "number":
+            answers[item.id] = (item.min + item.max) / 2
+        elif item.type == "boolean":
+            answers[item.id] = item.pass_if if item.pass_if is not None else True
+        elif item.type == "choice":
+            answers[item.id] = item.pass_if[0] if item.pass_if else item.options[0]
+        elif item.type == "date":
+            answers[item.id] = "2026-11-01"
+        else:
+            answers[item.id] = "LOT-7"
+    slot = visor.photos[0]
+    client = make_client(vision=True)
+    r = upload(client, seed.tech_a, record(product="face-shield-visor", answers=answers),
+               {slot.id: jpeg(2400, 1800, seed=4)})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    expected_ids = [i.id for i in visor.items] + [c.id for p in visor.photos for c in p.checks]
+    assert [x["check_id"] for x in body["results"]] == expected_ids
+    photo_checks = [x for x in body["results"] if x["kind"] != "item"]
+    # No card in the picture: nothing can be measured, so no photo check may pass or fail...
+    assert photo_checks and {x["status"] for x in photo_checks} == {"inconclusive"}
+    # ...and every item passes, so the record goes to review rather than pass or fail.
+    assert {x["status"] for x in body["results"] if x["kind"] == "item"} <= {"pass", "not_applicable"}
+    assert body["verdict"] == "review"
+    overlay_url = body["photos"][0]["overlay_url"]
+    assert overlay_url  # the vision stack draws an overlay for every inspected photo
+    overlay = client.get(overlay_url, headers=auth(seed.tech_a))
+    assert overlay.status_code == 200 and overlay.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(overlay_url, headers=auth(seed.tech_b)).status_code == 404
