@@ -36,6 +36,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/measure.py
 	$(BIN)/python bench/inspect.py
 	$(BIN)/python bench/anomaly.py
+	$(BIN)/python bench/analytics.py
 
 clean:
 	rm -rf $(VENV) kipimo-data kipimo-demo .pytest_cache

@@ -84,9 +84,10 @@ def _floor_sql(session: Any, filters: q.Filters, now: dt.datetime) -> dict[str, 
 
     lot = [(LOT_UNITS_SQL, {"lot": 1, "limit": 1000}), (LOT_RESULTS_SQL, {"lot": 1})]
     measures = [measure(r_p, "length"), measure(r_p, "hole")]
-    node_page = []  # the node page draws every product the node made: rate, weekly counts, two checks each
-    for product in q.product_ids_of(session, r_n_all := q.resolve(
-            session, q.round_window(q.Filters(node=NODE), now=now), now=now)):
+    r_n_all = q.resolve(session, q.round_window(q.Filters(node=NODE), now=now), now=now)
+    where_n, params_n = q._where(session, r_n_all)  # noqa: SLF001
+    node_page = [(q.PRODUCTS_OF_SQL.format(where=where_n), params_n)]  # which products the node made
+    for product in q.product_ids_of(session, r_n_all):  # then per product: rate, weekly counts, two checks
         rr = q.Resolved(r_n_all.filters, product, None, r_n.node_id, r_n.since, r_n.until, r_n.nodes)
         network = q.Resolved(r_n_all.filters, product, None, None, r_n.since, r_n.until, r_n.nodes)
         # the node's weekly p-chart is judged against the product's network rate: that count is part of the floor

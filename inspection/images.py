@@ -144,7 +144,7 @@ def probe_image(data: bytes) -> ImageInfo:
     if data[:3] == b"\xff\xd8\xff":
         w, h, sos = _jpeg_info(data)
         # The entropy-coded data must end with EOI (phones may append trailers after it).
-        if data.find(b"\xff\xd9", sos) < 0:
+        if data.rfind(b"\xff\xd9", sos) < 0:
             raise CorruptImage("JPEG is truncated: the end-of-image marker is missing")
         fmt = "jpeg"
     elif data[:8] == b"\x89PNG\r\n\x1a\n":

@@ -123,14 +123,15 @@ def _normalise(rect: np.ndarray) -> tuple[np.ndarray, float, _Light]:
     small = cv2.GaussianBlur(c, (0, 0), 1.0)
     t, _ = cv2.threshold(small.astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     bg = small > t
-    level = 0.5
-    for _ in range(2):  # fit the light to the background, re-split with the new level
-        light = _Light(c, bg)
-        n = c / light.image()
-        part = n[::2, ::2][~bg[::2, ::2]]
-        part_level = float(np.median(part)) if part.size else 0.0
-        level = (1.0 + part_level) / 2
-        bg = cv2.GaussianBlur(n, (0, 0), 1.0) > level
+    light = _Light(c, bg)  # light from the Otsu background, then one refinement
+    n = c / light.image()
+    part = n[::2, ::2][~bg[::2, ::2]]
+    level = (1.0 + (float(np.median(part)) if part.size else 0.0)) / 2
+    bg = cv2.GaussianBlur(n, (0, 0), 1.0) > level
+    light = _Light(c, bg)
+    n = c / light.image()
+    part = n[::2, ::2][~bg[::2, ::2]]
+    level = (1.0 + (float(np.median(part)) if part.size else 0.0)) / 2
     return n, level, light
 
 
@@ -171,7 +172,8 @@ class _EdgeSampler:
         my = ((Hc[1, 0] * sx + Hc[1, 1] * sy + Hc[1, 2]) / w).astype(np.float32)
         prof = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         prof = prof.min(axis=2).astype(np.float64) if prof.ndim == 3 else prof.astype(np.float64)
-        prof /= self.light.at((sx - ox) * self.r - 0.5, (sy - oy) * self.r - 0.5)
+        # the light varies over centimetres: one value per edge point is enough
+        prof /= self.light.at((px_mm[:, 0] - ox) * self.r - 0.5, (px_mm[:, 1] - oy) * self.r - 0.5)[:, None]
         above = prof >= self.level
         cross = (~above[:, :-1]) & above[:, 1:]
         p0, p1 = prof[:, :-1], prof[:, 1:]
@@ -185,6 +187,37 @@ class _EdgeSampler:
         slope = (p1[rows, j] - p0[rows, j]) / (t[1] - t[0])
         pts = px_mm + d * tt[:, None]
         return pts[good], slope[good]
+
+
+def _refine_extent(pts: np.ndarray, centre: tuple[float, float], size: tuple[float, float],
+                   angle: float) -> tuple[float, float]:
+    """Replace the rectangle's extreme-point extents by line fits where a side is straight.
+
+    The minimum-area rectangle rests on the outermost edge points, so edge noise
+    pushes it outwards. Where a side of the part is a straight edge (points
+    within 0.3 mm of the side over most of its length), a line fitted through
+    those points gives that side's position without the bias; curved sides
+    (discs, rounded shapes) keep the extreme-point extent.
+    """
+    a = math.radians(angle)
+    ax = np.array([math.cos(a), math.sin(a)])  # along the rect's width
+    ay = np.array([-math.sin(a), math.cos(a)])  # along its height
+    d = pts - np.asarray(centre)
+    u, v = d @ ax, d @ ay
+    out = []
+    for coord, other, half, other_half in ((u, v, size[0] / 2, size[1] / 2), (v, u, size[1] / 2, size[0] / 2)):
+        ext = []
+        for sign in (1.0, -1.0):
+            near = (np.abs(sign * coord - half) < 0.3) & (np.abs(other) < 0.8 * other_half)
+            if near.sum() >= 20 and np.ptp(other[near]) > 0.6 * other_half:
+                # line coord = c0 + c1 * other (small tilt allowed); its value at other = 0
+                A = np.column_stack([np.ones(int(near.sum())), other[near]])
+                c0, _c1 = np.linalg.lstsq(A, coord[near], rcond=None)[0]
+                ext.append(sign * float(c0))
+            else:
+                ext.append(half)
+        out.append(ext[0] + ext[1])
+    return out[0], out[1]
 
 
 def fit_circle(pts: np.ndarray) -> tuple[float, float, float, float]:
@@ -255,25 +288,22 @@ def measure_part(image: np.ndarray, det: CardDetection, *, view_px_per_mm: float
     if level > 0.9:  # "part" less than 20 % darker than the card: noise, or a white part
         raise MeasureError("no part found on the card — place the part inside the measuring area "
                            "(white or very light parts need a dark card)")
-    raw = (cv2.GaussianBlur(n, (0, 0), 0.7) < level).astype(np.uint8)
-    mask = cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 1:
+    smooth = cv2.GaussianBlur(n, (0, 0), 1.0)
+    mask = cv2.morphologyEx((smooth < level).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    contours, hier = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    outers = [i for i in range(len(contours)) if hier[0][i][3] < 0]
+    if not outers:
         raise MeasureError("no part found on the card — place the part inside the measuring area")
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[k, cv2.CC_STAT_AREA] < (3 * r) ** 2:
+    outer_i = max(outers, key=lambda i: cv2.contourArea(contours[i]))
+    if cv2.contourArea(contours[outer_i]) < (3 * r) ** 2:
         raise MeasureError("no part found on the card — place the part inside the measuring area")
-    x, y, w, h = stats[k, :4]
+    x, y, w, h = cv2.boundingRect(contours[outer_i])
     H, W = mask.shape
     if x <= 1 or y <= 1 or x + w >= W - 1 or y + h >= H - 1:
         raise MeasureError("the part touches the edge of the measuring area — move it to the middle")
-    part = (labels == k).astype(np.uint8)
-    contours, hier = cv2.findContours(part, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    smooth = cv2.GaussianBlur(n, (0, 0), 1.0)
     grad = (cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3))
     sampler = _EdgeSampler(image, det, r, origin, light, level, grad)
 
-    outer_i = max(range(len(contours)), key=lambda i: len(contours[i]) if hier[0][i][3] < 0 else -1)
     outer, outer_slope = sampler.edges(contours[outer_i])
     if len(outer) < 12:
         raise MeasureError("the part's outline could not be found — check the light and retake")
@@ -304,6 +334,7 @@ def measure_part(image: np.ndarray, det: CardDetection, *, view_px_per_mm: float
     scatter = 1.4826 * float(np.median(np.linalg.norm(outer - sm, axis=1)))  # robust to corners
 
     (rcx, rcy), (rw, rh), ang = cv2.minAreaRect(outer.astype(np.float32))
+    rw, rh = _refine_extent(outer, (rcx, rcy), (rw, rh), ang)
     length, width = max(rw, rh), min(rw, rh)
     for feat, val in ((Feature.LENGTH, length), (Feature.WIDTH, width)):
         # two opposite edges: systematic level bias adds, extremes add noise, homography
@@ -328,11 +359,11 @@ def measure_part(image: np.ndarray, det: CardDetection, *, view_px_per_mm: float
     ms.append(Measurement(Feature.DIAMETER.value, round(d, 4), round(U, 4)))
 
     ms.append(Measurement(Feature.HOLE_COUNT.value, float(len(holes)), 0.0, unit="count"))
-    for idx, (c, _a, hslope) in enumerate(holes, start=1):
+    for idx, (hole, _a, hslope) in enumerate(holes, start=1):
         he = budget.edge_bias(hslope)
-        ne = max(1.0, c.n / (_EDGE_CORRELATION_PX * r / img_ppm + 1))
-        hd = 2 * c.r
-        U = budget.expand(2 * he, 2 * c.rms / math.sqrt(ne), math.sqrt(2) * budget.u_point,
+        ne = max(1.0, hole.n / (_EDGE_CORRELATION_PX * r / img_ppm + 1))
+        hd = 2 * hole.r
+        U = budget.expand(2 * he, 2 * hole.rms / math.sqrt(ne), math.sqrt(2) * budget.u_point,
                           budget.print_scale(hd))
         ms.append(Measurement(Feature.HOLE_DIAMETER.value, round(hd, 4), round(U, 4), index=idx))
     if len(holes) >= 2:

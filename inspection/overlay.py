@@ -22,6 +22,7 @@ __all__ = ["render_overlay", "encode_png"]
 
 GREEN, RED, AMBER, BLUE, WHITE = (40, 170, 40), (30, 30, 220), (0, 160, 240), (200, 120, 0), (255, 255, 255)
 _MAX_SIDE = 1600
+_MIN_SIDE = 900
 
 
 def _limits_of(check: Any) -> tuple[float | None, float | None]:
@@ -80,9 +81,11 @@ def _banner(img: np.ndarray, lines: list[str], colour: tuple[int, int, int]) -> 
 
 
 def _fit(img: np.ndarray) -> tuple[np.ndarray, float]:
-    s = min(1.0, _MAX_SIDE / max(img.shape[:2]))
-    if s < 1:
-        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    """Shrink large photos; enlarge small ones so the labels stay legible."""
+    long_side = max(img.shape[:2])
+    s = min(1.0, _MAX_SIDE / long_side) if long_side > _MIN_SIDE else _MIN_SIDE / long_side
+    if s != 1.0:
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     return np.ascontiguousarray(img), s
 
 

@@ -6,15 +6,21 @@ node, over the last ``ALERT_WEEKS`` weekly subgroups, so its cost does not grow
 with the history: three aggregate queries on the covering indexes of migration
 0002 plus one per measured check.
 
-What raises an alert (the network is the reference every node must meet):
+What raises an alert (defect rates are judged against the network's, which every node
+must meet; measurements against the node's own recent history):
 
 - ``p-above-limit``: the node's weekly defect rate above the upper 3-sigma limit
   around the network rate (Nelson rule 1, upper side; the p-chart of the dashboard);
 - ``p-run-above``: nine weeks in a row above the network rate (Nelson rule 2);
 - ``funnel-above``: the node's defect rate over the window above the network's
   99.8 % funnel limit for its volume;
-- ``mean-shift``: a measured dimension's weekly mean beyond the 3-sigma limits
-  around the network mean (rule 1) or nine weeks on one side of it (rule 2).
+- ``mean-shift``: a measured dimension's weekly mean, on an individuals chart of
+  the node's own weekly means, beyond the limits set by its earlier weeks in the
+  window (rule 1) or nine weeks on one side (rule 2); the latest ``RECENT_WEEKS``
+  are judged, the weeks before are the baseline.
+
+Small weeks are not signals on their own: a week needs ``MIN_DEFECTS`` defectives
+to break the p-chart's limit.
 
 An alert is one row, keyed by signal and subgroup: evaluating again never
 duplicates it, and while a signal of the same kind is open for the node no
@@ -52,30 +58,49 @@ __all__ = [
     "evaluate_after_submission",
     "evaluate_alerts",
     "evaluate_all",
+    "find_signals",
     "list_alerts",
 ]
 
 log = logging.getLogger(__name__)
 
 ALERT_WEEKS = 12
+RECENT_WEEKS = 4  # mean shifts: the latest weeks judged against the node's earlier weeks in the window
+MIN_BASELINE_WEEKS = 6
+MIN_DEFECTS = 2  # one defective unit in a small week is not a signal
 WEBHOOK_ENV = "KIPIMO_ALERT_WEBHOOK"
 
 
-def _id(session: Session, model: type[Node] | type[Product], value: int | str) -> tuple[int, str]:
-    column = Node.name if model is Node else Product.slug
-    row = session.get(model, value) if isinstance(value, int) else \
-        session.scalars(select(model).where(column == value)).one_or_none()
+def _node(session: Session, value: int | str) -> Node:
+    row = session.get(Node, value) if isinstance(value, int) else \
+        session.scalars(select(Node).where(Node.name == value)).one_or_none()
     if row is None:
-        raise NotFound(f"no {model.__tablename__[:-1]} {value!r}")
-    return row.id, row.name if isinstance(row, Node) else row.slug
+        raise NotFound(f"no node {value!r}")
+    return row
+
+
+def _product(session: Session, value: int | str) -> Product:
+    row = session.get(Product, value) if isinstance(value, int) else \
+        session.scalars(select(Product).where(Product.slug == value)).one_or_none()
+    if row is None:
+        raise NotFound(f"no product {value!r}")
+    return row
 
 
 def evaluate_alerts(session: Session, *, product: int | str, node: int | str, now: dt.datetime,
                     fresh: bool = False) -> list[Alert]:
     """Open the alerts that the latest ``ALERT_WEEKS`` weeks of ``node`` x ``product`` call for (flushed, not
     committed). Returns the new rows. The network baseline is reused between calls unless ``fresh``."""
-    product_id, product_slug = _id(session, Product, product)
-    node_id, node_name = _id(session, Node, node)
+    product_id, node_id, found = find_signals(session, product=product, node=node, now=now, fresh=fresh)
+    return _store(session, found, product_id=product_id, node_id=node_id, now=now)
+
+
+def find_signals(session: Session, *, product: int | str, node: int | str, now: dt.datetime,
+                 fresh: bool = False) -> tuple[int, int, list[dict[str, Any]]]:
+    """Read-only half of ``evaluate_alerts``: (product id, node id, the signals found)."""
+    product_row, node_row = _product(session, product), _node(session, node)
+    product_id, product_slug, node_id = product_row.id, product_row.slug, node_row.id
+    node_name = q.node_label(node_row.name, node_row.title or "")  # how the messages name it
     until = q.week_start(now.astimezone(dt.UTC).date()) + dt.timedelta(weeks=1)
     end = dt.datetime.combine(until, dt.time(), tzinfo=dt.UTC)
     r_net = q.resolve(session, q.Filters(product=product_slug, since=end - dt.timedelta(weeks=ALERT_WEEKS),
@@ -83,20 +108,19 @@ def evaluate_alerts(session: Session, *, product: int | str, node: int | str, no
     r_node = q.Resolved(r_net.filters, product_id, None, node_id, r_net.since, r_net.until, r_net.nodes)
     standard = insights.current_standard(session, product_slug)
     checks = insights.measured_checks(standard) if standard else []
-    base = _network_baseline(session, r_net, checks, fresh=fresh)
+    base = _network_baseline(session, r_net, fresh=fresh)
     found: list[dict[str, Any]] = []
     found += _rate_signals(session, r_net, r_node, node_name, base.pbar)
     for check in checks:
-        found += _mean_signals(session, r_node, node_name, check, base.checks.get(check.id))
-    return _store(session, found, product_id=product_id, node_id=node_id, now=now)
+        found += _mean_signals(session, r_node, node_name, check)
+    return product_id, node_id, found
 
 
 @dataclass(frozen=True)
 class _Baseline:
-    """The network's reference over the alert window: what every node is judged against."""
+    """The network's defect rate over the alert window: what every node's rate is judged against."""
 
     pbar: float
-    checks: dict[str, tuple[float, float]]  # check id -> (mean, within-subgroup sigma)
     max_seq: int
     made_at: float
 
@@ -107,12 +131,11 @@ BASELINE_TTL_S = 300.0
 BASELINE_GROWTH = 0.02  # recompute once the data grew by 2 %
 
 
-def _network_baseline(session: Session, r_net: q.Resolved, checks: Sequence[insights.MeasuredCheck],
-                      *, fresh: bool) -> _Baseline:
-    """The network rate and per-check mean and sigma, reused across submissions while the data has grown by
-    less than ``BASELINE_GROWTH`` (and for at most ``BASELINE_TTL_S``): the expensive, slowly moving part."""
+def _network_baseline(session: Session, r_net: q.Resolved, *, fresh: bool) -> _Baseline:
+    """The network rate, reused across submissions while the data has grown by less than ``BASELINE_GROWTH``
+    (and for at most ``BASELINE_TTL_S``): the one aggregate over every node."""
     assert r_net.product_id is not None
-    key = (str(session.get_bind().url), r_net.product_id, r_net.since)
+    key = (str(session.get_bind().engine.url), r_net.product_id, r_net.since)
     seq = q.data_version(session)
     with _BASELINE_LOCK:
         cached = _BASELINES.get(key)
@@ -122,14 +145,7 @@ def _network_baseline(session: Session, r_net: q.Resolved, checks: Sequence[insi
     totals = q.node_counts(session, r_net)
     total_n = sum(c.n for c in totals)
     pbar = sum(c.defects for c in totals) / total_n if total_n else 0.0
-    stats: dict[str, tuple[float, float]] = {}
-    for check in checks:
-        groups = q.measurement_subgroups(session, r_net, check.id)
-        dof = sum(g.n - 1 for g in groups)
-        if dof >= 2:
-            mean = sum(g.n * g.mean for g in groups) / sum(g.n for g in groups)
-            stats[check.id] = (mean, (sum(g.sumsq for g in groups) / dof) ** 0.5)
-    baseline = _Baseline(pbar, stats, seq, time.monotonic())
+    baseline = _Baseline(pbar, seq, time.monotonic())
     with _BASELINE_LOCK:
         if len(_BASELINES) > 1024:
             _BASELINES.clear()
@@ -146,23 +162,24 @@ def _rate_signals(session: Session, r_net: q.Resolved, r_node: q.Resolved, node:
         if rate > hi:
             out.append({"kind": "funnel", "rule": "funnel-above", "check": None,
                         "period": q.week_start(r_net.since.date()),
-                        "message": f"{node.capitalize()}'s defect rate over the last {ALERT_WEEKS} weeks "
+                        "message": f"{node}'s defect rate over the last {ALERT_WEEKS} weeks "
                                    f"({rate:.1%}, {mine.defects}/{mine.n}) is above the network's 99.8 % funnel "
                                    f"limit ({hi:.1%}) around the network rate {pbar:.1%}.",
                         "detail": {"rate": rate, "n": mine.n, "defects": mine.defects, "limit": hi, "pbar": pbar}})
     weekly = {c.week: [c.n, c.defects] for c in q.week_counts(session, r_node)}
     weeks = sorted(weekly)
-    if not weeks:
+    if not weeks or pbar <= 0:  # a network without defects has no limits to leave
         return out
     chart = spc.p_chart([weekly[w][1] for w in weeks], [weekly[w][0] for w in weeks],
                         baseline=spc.Baseline("p", {"pbar": pbar}, ALERT_WEEKS), rules={1, 2})
     for v in chart.violations:
         if v.points[-1] != len(weeks) - 1:
             continue  # only signals that the latest subgroup is part of are news
-        if v.rule == 1 and chart.values[v.points[0]] > chart.ucl[v.points[0]]:
+        if v.rule == 1 and chart.values[v.points[0]] > chart.ucl[v.points[0]] \
+                and weekly[weeks[v.points[0]]][1] >= MIN_DEFECTS:
             w, value = weeks[v.points[0]], chart.values[v.points[0]]
             out.append({"kind": "rule", "rule": "p-above-limit", "check": None, "period": w,
-                        "message": f"{node.capitalize()}'s defect rate in the week of {w} ({value:.1%}, "
+                        "message": f"{node}'s defect rate in the week of {w} ({value:.1%}, "
                                    f"{weekly[w][1]}/{weekly[w][0]}) is above the network's upper limit "
                                    f"({chart.ucl[v.points[0]]:.1%}).",
                         "detail": {"week": w.isoformat(), "rate": chart.values[v.points[0]],
@@ -170,37 +187,48 @@ def _rate_signals(session: Session, r_net: q.Resolved, r_node: q.Resolved, node:
         elif v.rule == 2 and chart.values[v.points[-1]] > pbar:
             w = weeks[v.points[0]]
             out.append({"kind": "rule", "rule": "p-run-above", "check": None, "period": w,
-                        "message": f"{node.capitalize()}'s defect rate has been above the network rate ({pbar:.1%})"
+                        "message": f"{node}'s defect rate has been above the network rate ({pbar:.1%})"
                                    f" for {len(v.points)} weeks in a row, since the week of {w}.",
                         "detail": {"weeks": [weeks[i].isoformat() for i in v.points], "pbar": pbar}})
     return out
 
 
-def _mean_signals(session: Session, r_node: q.Resolved, node: str, check: insights.MeasuredCheck,
-                  reference: tuple[float, float] | None) -> list[dict[str, Any]]:
-    if reference is None:
-        return []
-    mean, sigma = reference  # sigma within node-weeks: the process noise
+def _mean_signals(session: Session, r_node: q.Resolved, node: str,
+                  check: insights.MeasuredCheck) -> list[dict[str, Any]]:
+    """Individuals chart of the node's weekly means (``qc.spc.imr_chart``), Phase I = the weeks before the
+    latest ``RECENT_WEEKS``: a shift is a change against the node's own history, so a node whose gauge
+    reads a little differently from the others' is not an alert every week."""
     mine = q.measurement_subgroups(session, r_node, check.id)
-    if not mine or sigma <= 0:
+    if not mine:
         return []
-    se = [sigma / g.n**0.5 for g in mine]
+    cut = mine[-1].week - dt.timedelta(weeks=RECENT_WEEKS - 1)
+    k = sum(1 for g in mine if g.week < cut)
+    if k < MIN_BASELINE_WEEKS:
+        return []  # not enough history to know what normal is
     values = [g.mean for g in mine]
-    violations = spc.run_rules(values, [mean] * len(values), se,
-                               [mean - 3 * s for s in se], [mean + 3 * s for s in se], rules={1, 2})
+    if len({round(v, 12) for v in values[:k]}) < 2:
+        return []
+    chart = spc.imr_chart(values, phase_i=k, rules={1, 2}).location
+    centre, lcl, ucl = chart.center[-1], chart.lcl[-1], chart.ucl[-1]
     out = []
-    for v in violations:
-        if v.points[-1] != len(mine) - 1:
-            continue
-        g = mine[v.points[0]]
-        side = "above" if values[v.points[-1]] > mean else "below"
-        what = ("beyond the 3-sigma limit" if v.rule == 1 else f"{side} it for {len(v.points)} weeks in a row")
-        out.append({"kind": "rule", "rule": f"mean-shift-{v.rule}", "check": check.id, "period": g.week,
-                    "message": f"{node.capitalize()}: {check.label} mean {values[v.points[-1]]:.3f} {check.unit} "
-                               f"in the week of {mine[v.points[-1]].week} vs network {mean:.3f} {check.unit} — "
-                               f"{what}.",
+    for v in chart.violations:
+        last = v.points[-1]
+        if last != len(mine) - 1 or last < k:
+            continue  # only news: the latest week, judged against the baseline weeks
+        first = mine[v.points[0]]
+        side = "above" if values[last] > centre else "below"
+        unit = check.unit
+        if v.rule == 1:
+            what = (f"weekly mean {values[last]:.3f} {unit} in the week of {mine[last].week} is {side} its control "
+                    f"limits ({lcl:.3f}–{ucl:.3f} {unit}, from its {k} weeks before)")
+        else:
+            what = (f"weekly mean has stayed {side} its centre line ({centre:.3f} {unit}) for {len(v.points)} weeks, "
+                    f"since the week of {first.week}")
+        out.append({"kind": "rule", "rule": f"mean-shift-{v.rule}", "check": check.id, "period": first.week,
+                    "message": f"{node}: {check.label} {what}.",
                     "detail": {"weeks": [mine[i].week.isoformat() for i in v.points],
-                               "means": [values[i] for i in v.points], "network_mean": mean, "sigma": sigma}})
+                               "means": [values[i] for i in v.points], "centre": centre, "lcl": lcl, "ucl": ucl,
+                               "baseline_weeks": k}})
     return out
 
 
@@ -231,11 +259,16 @@ def _store(session: Session, found: Sequence[dict[str, Any]], *, product_id: int
 
 
 def evaluate_after_submission(ctx: Any, *, product: int | str, node: int | str, now: dt.datetime) -> list[int]:
-    """Evaluate in a transaction of its own after a submission committed; never fails the ingest."""
+    """Evaluate after a submission committed; never fails the ingest. The queries run in a read transaction;
+    the write lock is taken only when there is a signal to store (SQLite writers queue on it)."""
     try:
+        with ctx.db.session() as session:
+            product_id, node_id, found = find_signals(session, product=product, node=node, now=now)
+        if not found:
+            return []
         with ctx.db.write_session() as session:
-            new = evaluate_alerts(session, product=product, node=node, now=now)
-            views = [alert_view(a) for a in new]
+            views = [alert_view(a) for a in _store(session, found, product_id=product_id, node_id=node_id,
+                                                   now=now)]
     except Exception:  # noqa: BLE001 - an alert problem must not lose a record that is already stored
         log.exception("alert evaluation failed for product %s node %s", product, node)
         return []

@@ -18,7 +18,7 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -38,6 +38,7 @@ __all__ = [
     "failure_counts",
     "measurement_subgroups",
     "measurement_values",
+    "node_label",
     "node_counts",
     "product_ids_of",
     "resolve",
@@ -72,7 +73,11 @@ class Resolved:
     node_id: int | None
     since: dt.datetime
     until: dt.datetime
-    nodes: dict[int, str]  # every node id -> name (for labels)
+    nodes: dict[int, str]  # every node id -> name
+    labels: dict[str, str] = field(default_factory=dict)  # node name -> how sentences name it
+
+    def label(self, node: str) -> str:
+        return self.labels.get(node) or node_label(node, "")
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,12 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+def node_label(name: str, title: str) -> str:
+    """How a sentence names a node: its title without the bracketed country ("Yaoundé BioLab"), else its name."""
+    short = title.split(" (")[0].strip()
+    return short or (name[:1].upper() + name[1:])
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise InvalidInput("dates must carry a time zone", [Problem("since/until", "use e.g. 2026-01-01T00:00:00Z")])
@@ -122,7 +133,9 @@ def _bind_time(session: Session, value: dt.datetime) -> Any:
 
 def resolve(session: Session, filters: Filters, *, now: dt.datetime) -> Resolved:
     """Look up the ids behind the names; an unknown name is a 404 that lists what exists."""
-    nodes = {int(i): str(n) for i, n in session.execute(text("SELECT id, name FROM nodes"))}
+    rows = session.execute(text("SELECT id, name, title FROM nodes")).all()
+    nodes = {int(i): str(n) for i, n, _t in rows}
+    labels = {str(n): node_label(str(n), str(t or "")) for _i, n, t in rows}
     product_id = standard_id = node_id = None
     if filters.product is not None:
         product_id = session.execute(text("SELECT id FROM products WHERE slug = :s"), {"s": filters.product}).scalar()
@@ -146,7 +159,7 @@ def resolve(session: Session, filters: Filters, *, now: dt.datetime) -> Resolved
     since = _utc(filters.since) if filters.since else until - dt.timedelta(weeks=DEFAULT_WEEKS)
     if since >= until:
         raise InvalidInput("the date range is empty", [Problem("since", "must be before until")])
-    return Resolved(filters, product_id, standard_id, node_id, since, until, nodes)
+    return Resolved(filters, product_id, standard_id, node_id, since, until, nodes, labels)
 
 
 def _where(session: Session, r: Resolved, alias: str = "s") -> tuple[str, dict[str, Any]]:
@@ -267,8 +280,13 @@ def measurement_values(session: Session, r: Resolved, check: str, *, limit: int 
 def product_ids_of(session: Session, r: Resolved) -> list[int]:
     """Products with records in the window (e.g. what one node made)."""
     where, params = _where(session, r)
-    return sorted(int(i) for i in session.execute(text(f"SELECT DISTINCT s.product_id FROM submissions s "
-                                                        f"WHERE {where}"), params).scalars())
+    # one index probe per product (product_id, node_id, captured_at) instead of a DISTINCT over the node's rows
+    sql = PRODUCTS_OF_SQL.format(where=where)
+    return sorted(int(i) for i in session.execute(text(sql), params).scalars())
+
+
+PRODUCTS_OF_SQL = ("SELECT p.id FROM products p WHERE EXISTS "
+                   "(SELECT 1 FROM submissions s WHERE s.product_id = p.id AND {where})")
 
 
 def data_version(session: Session) -> int:

@@ -19,7 +19,15 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "backend_name", "current_revision", "make_engine", "open_database", "upgrade_database"]
+__all__ = [
+    "Database",
+    "backend_name",
+    "current_revision",
+    "downgrade_database",
+    "make_engine",
+    "open_database",
+    "upgrade_database",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +129,13 @@ def upgrade_database(url_or_engine: str | Engine, revision: str = "head") -> Non
     finally:
         if isinstance(url_or_engine, str):
             engine.dispose()
+
+
+def downgrade_database(engine: Engine, revision: str) -> None:
+    """Undo migrations down to ``revision`` ("base": an empty database). For tests and repairs."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -10,9 +10,9 @@ code a real photo goes through.
 from __future__ import annotations
 
 import numpy as np
-from inspection.synthetic import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 
 from inspection.card import card_layout
+from inspection.synthetic import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 from qc.standards import DimensionCheck, PhotoSlot, Standard
 
 __all__ = ["render_part_photo", "DEMO_MEGAPIXELS"]

@@ -146,7 +146,7 @@ def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
                 "readings": ["No inspections in this period."]}
     comparison = compare.compare_nodes(dict(sorted(counts.items())))
     pbar = comparison.network_rate
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for rate in comparison.nodes:
         status = {"above_998": "above", "below_998": "below", "inside": "within"}.get(rate.funnel, "warning")
         nodes.append({"node": rate.node, "n": rate.n, "defects": rate.defects, "rate": rate.rate,
@@ -156,10 +156,10 @@ def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
     readings = []
     for node in nodes:
         if node["status"] == "above":
-            readings.append(f"{node['node'].capitalize()}'s defect rate ({_pct(node['rate'])}) is above the "
+            readings.append(f"{r.label(node['node'])}'s defect rate ({_pct(node['rate'])}) is above the "
                             f"network's 99.8 % funnel limit ({_pct(node['funnel998'][1])}) for its volume.")
         elif node["status"] == "below":
-            readings.append(f"{node['node'].capitalize()} has fewer defects ({_pct(node['rate'])}) than chance "
+            readings.append(f"{r.label(node['node'])} has fewer defects ({_pct(node['rate'])}) than chance "
                             "allows around the network rate: worth learning from (or checking its inspections).")
     readings.sort(key=lambda line: "above" not in line)  # the worrying ones first
     if not readings:
@@ -195,7 +195,7 @@ def p_chart_view(session: Session, r: q.Resolved) -> dict[str, Any]:
         defects = [weekly[node_id][w][1] for w in weeks]
         name = r.nodes.get(node_id, str(node_id))
         chart = spc.p_chart(defects, sizes, baseline=base, rules=CHART_RULES)
-        reading = _p_reading(name, chart)
+        reading = _p_reading(r.label(name), chart)
         if reading:
             readings.append(reading)
         charts.append({"node": name, "weeks": [w.isoformat() for w in weeks], "sizes": sizes,
@@ -206,7 +206,7 @@ def p_chart_view(session: Session, r: q.Resolved) -> dict[str, Any]:
     return {"pbar": pbar, "nodes": charts, "readings": readings}
 
 
-def _p_reading(node: str, chart: spc.ControlChart) -> str | None:
+def _p_reading(who: str, chart: spc.ControlChart) -> str | None:
     """Name the most recent signal: a run of weeks above the limit, or a broken run rule."""
     above = [v > u for v, u in zip(chart.values, chart.ucl, strict=True)]
     run = 0
@@ -214,7 +214,6 @@ def _p_reading(node: str, chart: spc.ControlChart) -> str | None:
         if not flag:
             break
         run += 1
-    who = node.capitalize()
     if run:
         span = "this week" if run == 1 else f"{run} weeks"
         return f"{who}'s defect rate is above the network's upper limit for {span} (latest {_pct(chart.values[-1])})."
@@ -227,7 +226,8 @@ def _p_reading(node: str, chart: spc.ControlChart) -> str | None:
 
 def pareto_view(session: Session, r: q.Resolved) -> dict[str, Any]:
     bars = compare.pareto(dict(q.failure_counts(session, r)))
-    rows = [{"check": b.label, "count": b.count, "share": b.share, "cumulative": b.cumulative_share} for b in bars]
+    rows: list[dict[str, Any]] = [{"check": b.label, "count": b.count, "share": b.share,
+                                   "cumulative": b.cumulative_share} for b in bars]
     if rows:
         vital = [row["check"] for row in rows if row["cumulative"] - row["share"] < 0.8 - 1e-9]
         reading = (f"{len(vital)} of {len(rows)} checks cause 80 % of the failures: {', '.join(vital[:4])}"
@@ -245,7 +245,8 @@ def measurement_view(session: Session, r: q.Resolved, check: MeasuredCheck) -> d
         by_node[g.node_id].append(g)
     nodes = []
     for node_id in sorted(by_node, key=lambda i: r.nodes.get(i, "")):
-        nodes.append(_node_measurement(r.nodes.get(node_id, str(node_id)), by_node[node_id], check))
+        name = r.nodes.get(node_id, str(node_id))
+        nodes.append(_node_measurement(name, r.label(name), by_node[node_id], check))
     pooled = _pool_weeks(groups)
     chart: dict[str, Any] | None = None
     kind = "none"
@@ -277,7 +278,7 @@ def _pool_weeks(groups: Sequence[q.Subgroup]) -> list[q.Subgroup]:
     return out
 
 
-def _node_measurement(node: str, groups: list[q.Subgroup], check: MeasuredCheck) -> dict[str, Any]:
+def _node_measurement(node: str, who: str, groups: list[q.Subgroup], check: MeasuredCheck) -> dict[str, Any]:
     n = sum(g.n for g in groups)
     mean = sum(g.n * g.mean for g in groups) / n
     ss_total = sum(g.sumsq + g.n * (g.mean - mean) ** 2 for g in groups)
@@ -288,7 +289,6 @@ def _node_measurement(node: str, groups: list[q.Subgroup], check: MeasuredCheck)
     chart = xbar_s_from_summaries(groups) if sum(1 for g in groups if g.n >= 2) >= 2 else None
     weeks = [g.week.isoformat() for g in groups if g.n >= 2]
     reading = None
-    who = node.capitalize()
     if chart is not None and chart.violations:
         last = chart.violations[-1]
         if last.points[-1] >= len(chart.values) - 4:
@@ -407,8 +407,8 @@ def lot_view(session: Session, lot_id: int, *, limit: int = 1000) -> dict[str, A
         chart = spc.imr_chart(vals, rules=CHART_RULES).location.to_dict() if len(vals) >= 2 else None
         outside = sum(1 for v in vals if (c.lsl is not None and v < c.lsl) or (c.usl is not None and v > c.usl))
         series.append({"check": c.__dict__, "values": vals, "chart": chart, "outside_spec": outside})
-    reading = (f"Lot {lot.code}: {defects} of {n} units failed ({_pct(defects / n)})." if n
-               else f"Lot {lot.code} has no inspections yet.")
+    reading = (f"Lot {lot.code}: {defects} of {n} units failed ({_pct(defects / n)})." if defects
+               else f"Lot {lot.code}: all {n} units passed." if n else f"Lot {lot.code} has no inspections yet.")
     return {"lot": {"id": lot.id, "code": lot.code, "node": node.name, "product": product.slug,
                     "created_at": lot.created_at.isoformat()},
             "n": n, "defects": defects, "reviews": sum(1 for u in units if u["verdict"] == "review"),

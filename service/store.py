@@ -64,6 +64,9 @@ class PhotoStore:
         digest = known_sha256 or hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if target.is_file() and target.stat().st_size == len(data):
+            # Already here (maybe an orphan of a crashed upload of the same photo): make it young again so
+            # `gc` leaves it alone until the row that is about to reference it has committed.
+            os.utime(target)
             return digest
         new_dirs = not target.parent.is_dir()
         target.parent.mkdir(parents=True, exist_ok=True)

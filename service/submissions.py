@@ -38,7 +38,7 @@ from service.deps import ServiceContext
 from service.orm import CheckResultRow, PhotoRow, StandardRow, Submission
 from service.schemas import RecordIn, SubmissionOut
 
-__all__ = ["SubmissionOutcome", "parse_record", "record_submission", "submission_view"]
+__all__ = ["SubmissionOutcome", "parse_record", "record_submission", "recompute_record_sha256", "submission_view"]
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +143,12 @@ def record_submission(
     except Exception as exc:  # noqa: BLE001 - e.g. a non-finite number somewhere in the results
         raise InvalidInput("the record cannot be canonicalised", [Problem("record", str(exc))]) from None
 
-    # Bytes first, rows second: a crash in between leaves an orphan file for `qc store gc`, never a dangling row.
-    overlays: dict[str, str] = {}
-    for photo in inspected:
-        ctx.store.put(photo.data, photo.sha256)
-        if photo.overlay_png:
-            overlays[photo.slot] = ctx.store.put(photo.overlay_png)
+    node_id = principal.node_id
 
     def insert(session: Session) -> None:
         lot_id = None
         if rec.lot:
-            lot_id = repo.get_or_create_lot(session, node_id=principal.node_id, product_id=product_id,
+            lot_id = repo.get_or_create_lot(session, node_id=node_id, product_id=product_id,
                                             code=rec.lot, now=now).id
         sub = Submission(
             id=str(rec.id), node_id=principal.node_id, product_id=product_id, standard_id=std_row.id,
@@ -186,6 +181,14 @@ def record_submission(
                     "standard": f"{standard.product}@{standard.version}"}, now=now,
         )
 
+    # Bytes first, rows second: a crash in between leaves an orphan file for `qc store gc`, never a row without
+    # its photo. (Every refusal happened above, so a refused upload leaves no file either.) Writing on a helper
+    # thread while PostgreSQL inserts the rows was tried: it made the served path slower (bench/ingest.py).
+    overlays = {p.slot: hashlib.sha256(p.overlay_png).hexdigest() for p in inspected if p.overlay_png}
+    blobs = [(p.data, p.sha256) for p in inspected]
+    blobs += [(p.overlay_png, overlays[p.slot]) for p in inspected if p.overlay_png]
+    for data, sha in blobs:
+        ctx.store.put(data, sha)
     for attempt in (1, 2, 3):
         try:
             with ctx.db.write_session() as session:
@@ -199,6 +202,9 @@ def record_submission(
             if attempt == 3:  # otherwise a concurrent upload created the same lot first; retry finds it
                 raise
 
+    for data, sha in blobs:  # a concurrent `qc store gc` may have swept a reused orphan just before the commit
+        if not ctx.store.exists(sha):
+            ctx.store.put(data, sha)
     evaluate_after_submission(ctx, product=product_id, node=principal.node_id, now=now)  # alerts; never raises
     with ctx.db.session() as session:
         stored = repo.get_submission(session, id=str(rec.id))
@@ -325,6 +331,16 @@ def submission_view(sub: Submission) -> dict[str, Any]:
         "corrects": sub.record.get("corrects"),
     }
     return SubmissionOut.model_validate(body).model_dump(mode="json")
+
+
+def recompute_record_sha256(sub: Submission) -> str:
+    """The record hash recomputed from the stored rows; equal to ``sub.record_sha256`` unless data was altered."""
+    return record_sha256(
+        record=sub.record,
+        standard_sha256=sub.standard.sha256,
+        photos={p.slot: p.sha256 for p in sub.photos},
+        results=[r.detail for r in sub.results],
+    )
 
 
 def _iso(value: dt.datetime) -> str:

@@ -20,6 +20,7 @@ import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select, text
@@ -118,10 +119,12 @@ def load_synthetic(db: Database, standards: Sequence[Standard], plan: SyntheticP
         names = {int(i): str(n) for i, n in session.execute(select(Node.id, Node.name))}
 
     lot_keys: dict[tuple[int, int, int], int] = {}
-    lots, subs, results = [], [], []
+    lots: list[tuple[Any, ...]] = []
+    subs: list[tuple[Any, ...]] = []
+    results: list[tuple[Any, ...]] = []
     times = [start + dt.timedelta(seconds=float(s)) for s in offsets]
     verdicts = np.where(defective, "fail", "pass").astype(object)
-    res_id = res0
+    res_id: int = res0
     for p_i, prod in enumerate(products):
         rows = np.nonzero(prod_ix == p_i)[0]
         if not len(rows):
@@ -156,21 +159,22 @@ def load_synthetic(db: Database, standards: Sequence[Standard], plan: SyntheticP
                 results.append((res_id, seq, position, item, "item", None, "fail", severity, None, False,
                                 '{"synthetic":true}'))
             verdicts[i] = "fail" if failed else "pass"
-    for i in range(n):
-        key = (int(node_ids[node_ix[i]]), products[prod_ix[i]].product_id, int(week[i]))
+    for j in range(n):
+        key = (int(node_ids[node_ix[j]]), products[prod_ix[j]].product_id, int(week[j]))
         lot_id = lot_keys.get(key)
         if lot_id is None:
             lot_id = lot0 + len(lot_keys) + 1
             lot_keys[key] = lot_id
-            code = f"{names[key[0]][:3].upper()}-{products[prod_ix[i]].slug[:4].upper()}-W{key[2] + 1:03d}"
-            lots.append((lot_id, key[0], key[1], code, times[i]))
-        subs.append((seq0 + 1 + i, str(uuid.UUID(bytes=rng.bytes(16), version=4)), key[0], key[1],
-                     products[prod_ix[i]].standard_id, lot_id, f"U{i + 1}", "synthetic", times[i], times[i],
-                     verdicts[i], 0, "{}", '{"synthetic":true}', "0" * 64, "0" * 64))
+            code = f"{names[key[0]][:3].upper()}-{products[prod_ix[j]].slug[:4].upper()}-W{key[2] + 1:03d}"
+            lots.append((lot_id, key[0], key[1], code, times[j]))
+        subs.append((seq0 + 1 + j, str(uuid.UUID(bytes=rng.bytes(16), version=4)), key[0], key[1],
+                     products[prod_ix[j]].standard_id, lot_id, f"U{j + 1}", "synthetic", times[j], times[j],
+                     verdicts[j], 0, "{}", '{"synthetic":true}', "0" * 64, "0" * 64))
     _insert(db.engine, lots, subs, results)
     return {"submissions": len(subs), "check_results": len(results), "lots": len(lots)}
 
 
+Rows = list[tuple[Any, ...]]
 _LOT_COLS = ("id", "node_id", "product_id", "code", "created_at")
 _SUB_COLS = ("seq", "id", "node_id", "product_id", "standard_id", "lot_id", "unit", "technician", "captured_at",
              "received_at", "verdict", "minor_defects", "answers", "record", "request_sha256", "record_sha256")
@@ -178,15 +182,15 @@ _RES_COLS = ("id", "submission_seq", "position", "check_id", "kind", "slot", "st
              "passed", "detail")
 
 
-def _insert(engine: Engine, lots: list[tuple], subs: list[tuple], results: list[tuple]) -> None:
+def _insert(engine: Engine, lots: Rows, subs: Rows, results: Rows) -> None:
     if engine.dialect.name == "sqlite":
         _insert_sqlite(engine, lots, subs, results)
     else:
         _insert_postgres(engine, lots, subs, results)
 
 
-def _insert_sqlite(engine: Engine, lots: list[tuple], subs: list[tuple], results: list[tuple]) -> None:
-    def fmt(rows: list[tuple], time_cols: Sequence[int]) -> list[tuple]:
+def _insert_sqlite(engine: Engine, lots: Rows, subs: Rows, results: Rows) -> None:
+    def fmt(rows: Rows, time_cols: Sequence[int]) -> Rows:
         return [tuple(v.replace(tzinfo=None).strftime(_SQLITE_TIME) if j in time_cols else v
                       for j, v in enumerate(r)) for r in rows]
 
@@ -217,8 +221,8 @@ def _copy_text(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
-def _insert_postgres(engine: Engine, lots: list[tuple], subs: list[tuple], results: list[tuple]) -> None:
-    raw = engine.raw_connection()
+def _insert_postgres(engine: Engine, lots: Rows, subs: Rows, results: Rows) -> None:
+    raw: Any = engine.raw_connection()
     try:
         with raw.cursor() as cur:
             for table, cols, rows in (("lots", _LOT_COLS, lots), ("submissions", _SUB_COLS, subs),

@@ -96,7 +96,10 @@ def _slot_results(standard: Standard, slot: PhotoSlot, findings: Any) -> list[di
 def inspect_cmd(settings: Settings, photos: tuple[Path, ...], product: str, standard_path: Path | None,
                 slot_id: str | None, as_json: bool, overlay_dir: Path | None) -> None:
     """Inspect PHOTOS offline exactly as the service does: quality gate, card,
-    measurements with uncertainty, models, and the checks of one photo slot."""
+    measurements with uncertainty, models, and the checks of one photo slot.
+
+    Exit status 2 when any file is refused as an image (wrong type, corrupt, too large).
+    """
     from tqdm import tqdm  # noqa: PLC0415
 
     from service.vision import inspect_photo  # noqa: PLC0415

@@ -155,7 +155,7 @@ def node(request: Request, name: str, f: FiltersDep, session: SessionDep) -> Res
         an, now = get_analytics(request), _now()
         nf = q.Filters(node=node, since=f.since, until=f.until, version=None)
         r = q.resolve(session, q.round_window(nf, now=now), now=now)
-        made = _products_of(session, r)
+        made = an.cached(session, ("products-of", r.filters), lambda: _products_of(session, r))
         blocks = []
         for slug in made:
             pf = q.Filters(product=slug, node=node, since=f.since, until=f.until)
@@ -207,7 +207,7 @@ def acknowledge(request: Request, alert_id: int, session: SessionDep, comment: A
         if not _can_ack(principal):
             raise PermissionDenied("only a manager may acknowledge alerts")
         acknowledge_alert(session, principal, alert_id, comment)
-        raise _Redirect(back if back.startswith("/dashboard") else "/dashboard/alerts")
+        raise _Redirect(_safe_next(back))
 
     try:
         return render(request)

@@ -95,13 +95,17 @@ class KipimoServer:
             time.sleep(0.2)
         raise RuntimeError("qc serve did not answer /api/v1/health within 60 s")
 
+    def publish_standard(self, yaml_text: str) -> dict:
+        """What a quality manager does: POST a standard (YAML) to the API."""
+        res = httpx.post(f"{self.url}/api/v1/standards", content=yaml_text.encode(), timeout=30,
+                         headers={"Authorization": f"Bearer {self.manager}", "Content-Type": "application/yaml"})
+        if res.status_code not in (200, 201):
+            raise RuntimeError(f"publishing a standard failed: {res.status_code} {res.text}")
+        return res.json()
+
     def publish_test_standards(self) -> None:
-        """What a quality manager does: POST each standard (YAML) to the API."""
         for path in sorted(STANDARDS.glob("*.yaml")):
-            res = httpx.post(f"{self.url}/api/v1/standards", content=path.read_bytes(), timeout=30,
-                             headers={"Authorization": f"Bearer {self.manager}", "Content-Type": "application/yaml"})
-            if res.status_code not in (200, 201):
-                raise RuntimeError(f"publishing {path.name} failed: {res.status_code} {res.text}")
+            self.publish_standard(path.read_text(encoding="utf-8"))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -178,6 +178,50 @@ def test_offline_submissions_wait_in_outbox_survive_reload_and_arrive_once(
     assert len(server.submissions(lot=lot)) == 2
 
 
+CAP = """product: e2e-cap-{tag}
+name: Test cap {tag}
+version: {version}
+status: released
+{supersedes}
+items:
+  - id: diameter
+    prompt: Cap diameter
+    type: number
+    unit: mm
+    min: {low}
+    max: {high}
+"""
+
+
+def test_new_standard_version_replaces_the_cached_one_at_next_sync(page, phone, server: KipimoServer) -> None:
+    tag = uuid.uuid4().hex[:6]
+    product = f"e2e-cap-{tag}"
+    server.publish_standard(CAP.format(tag=tag, version=1, supersedes="", low=30, high=32))
+    page.click("#sync-now")
+    card = page.locator(f"button.product[data-product='{product}']")
+    expect(card).to_contain_text("standard version 1")
+    phone.set_offline(True)
+    page.reload()  # offline: the cached standard is still there
+    page.wait_for_selector("body[data-ready='1']")
+    expect(card).to_contain_text("standard version 1")
+    phone.set_offline(False)
+
+    server.publish_standard(CAP.format(tag=tag, version=2, supersedes="supersedes: 1", low=31, high=33))
+    page.click("#sync-now")
+    expect(card).to_contain_text("standard version 2")
+    card.click()
+    lot = lot_id("V2")
+    page.fill("#id-lot", lot)
+    page.click("#next")
+    expect(page.locator("[data-item=diameter] .accept")).to_have_text("Acceptable: 31 to 33 mm")
+    page.fill("#item-diameter", "32.5")
+    page.click("#next")
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "pass")  # would fail under v1
+    (rec,) = server.submissions(lot=lot)
+    assert rec["standard"]["version"] == 2
+
+
 # 3 -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def card_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -321,6 +365,19 @@ def test_switching_to_french_changes_every_visible_string(page, server: KipimoSe
     page.reload()  # the choice is remembered
     page.wait_for_selector("body[data-ready='1']")
     expect(page.locator("h1")).to_have_text("Envois récents")
+
+
+def test_language_follows_the_phone_settings(browser, server: KipimoServer) -> None:  # noqa: ANN001
+    context = browser.new_context(**{**PHONE, "locale": "pt-BR"})
+    try:
+        page = context.new_page()
+        page.goto(server.sign_in_url())
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("h1")).to_have_text("Escolha um produto")
+        expect(page.locator("html")).to_have_attribute("lang", "pt")
+        expect(page.locator("a[data-tab=outbox]")).to_contain_text("Envios")
+    finally:
+        context.close()
 
 
 # 6 -------------------------------------------------------------------------------------------

@@ -125,6 +125,10 @@ def test_sigkill_during_upload_burst_loses_no_acknowledged_record(settings, seed
         for p in photos:
             assert ctx.store.exists(p.sha256), f"row for photo {p.sha256} without its file"
             assert hashlib.sha256(ctx.store.read(p.sha256)).hexdigest() == p.sha256
+        # Files written for uploads that never committed are orphans; the collector removes exactly those.
+        referenced = {p.sha256 for p in photos}
+        ctx.store.gc(referenced, min_age_s=0)
+        assert {sha for sha, _ in ctx.store.iter_blobs()} == referenced
     finally:
         server.terminate()
         try:

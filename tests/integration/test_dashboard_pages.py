@@ -157,3 +157,47 @@ def test_pdf_without_chromium_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KIPIMO_CHROMIUM", str(tmp_path / "no-such-chromium"))
     with pytest.raises(click.ClickException, match="apt-get install chromium"):
         print_pdf("<html></html>", tmp_path / "x.pdf")
+
+
+def test_the_shifted_node_alone_gets_rate_and_mean_shift_alerts(network: Any, ctx: Any) -> None:
+    with ctx.db.session() as session:
+        alerts = session.query(Alert).all()
+        by_node = {(a.node.name, a.rule) for a in alerts}
+    assert {node for node, _ in by_node} == {"node-b"}, by_node
+    rules = {rule for _, rule in by_node}
+    assert "mean-shift-1" in rules  # diameter moved 3 sigma off its own history
+    assert rules & {"p-above-limit", "funnel-above"}
+    # evaluating the same data again opens nothing new
+    with ctx.db.write_session() as session:
+        for node in ("node-a", "node-b"):
+            assert evaluate_alerts(session, product=TEST_PRODUCT, node=node, now=NOW, fresh=True) == []
+
+
+def test_new_alerts_are_posted_to_the_webhook() -> None:
+    import json  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: PLC0415
+
+    from service.alerts import notify_webhook  # noqa: PLC0415
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        sent = notify_webhook([{"id": 1, "node": "node-b", "message": "shift"}],
+                              url=f"http://127.0.0.1:{server.server_port}/hook")
+        assert sent is not None
+        sent.join(timeout=10)
+    finally:
+        server.server_close()
+    assert received == [{"alerts": [{"id": 1, "node": "node-b", "message": "shift"}]}]

@@ -71,3 +71,33 @@ def test_foreign_key_is_enforced(ctx):
         with ctx.db.write_session() as session:
             session.add(AccessToken(token_sha256="0" * 64, role="technician", name="x", node_id=999,
                                     created_at=dt.datetime.now(dt.UTC)))
+
+
+def test_stored_rows_reproduce_the_record_hash(client, seed, ctx):
+    from service.repository import get_submission
+    from service.submissions import recompute_record_sha256
+
+    rec = record(answers={"diameter": 10.25, "clean": True, "colour": "blue", "note": "ünïcødé ✓ \"quoted\""},
+                 notes="line one\nline two", location={"lat": -1.2921, "lon": 36.8219})
+    body = upload(client, seed.tech_a, rec).json()
+    with ctx.db.session() as session:
+        sub = get_submission(session, id=rec["id"])
+        assert recompute_record_sha256(sub) == body["record_sha256"]
+
+
+def test_migrations_downgrade_to_empty_and_upgrade_again(db_url):
+    from sqlalchemy import inspect
+
+    from service.db import downgrade_database, make_engine, upgrade_database
+
+    engine = make_engine(db_url)
+    try:
+        downgrade_database(engine, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        upgrade_database(engine)
+        assert {"submissions", "photos", "audit_events", "standards"} <= set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()

@@ -51,6 +51,15 @@ def test_gc_removes_only_old_unreferenced_files(tmp_path):
     assert store.exists(kept) and store.exists(young) and not store.exists(orphan) and not stale_tmp.exists()
 
 
+def test_storing_an_old_orphan_again_protects_it_from_gc(tmp_path):
+    store = PhotoStore(tmp_path)
+    sha = store.put(b"photo of a crashed upload")
+    _age(store.path(sha), 7200)
+    assert store.put(b"photo of a crashed upload") == sha  # the phone retries the same photo
+    report = store.gc(set(), min_age_s=3600)  # its row has not committed yet
+    assert report.removed == [] and store.exists(sha)
+
+
 def test_gc_keeps_every_photo_a_record_references(client, seed, ctx):
     from service.repository import referenced_blobs
 

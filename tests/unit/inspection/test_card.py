@@ -163,3 +163,16 @@ def test_scene_camera_is_a_true_pinhole() -> None:
 
     _, card_to_img = render_scene(Scene(None, cam, "a4"))
     assert viewing_tilt(card_to_img, (2000, 1500)) == pytest.approx(25.0, abs=0.2)
+
+
+def test_pdf_cross_reference_table_points_at_its_objects() -> None:
+    pdf = card_pdf("a5", 150)
+    startxref = int(re.search(rb"startxref\n(\d+)\n%%EOF", pdf).group(1))
+    assert pdf[startxref:].startswith(b"xref\n")
+    header = re.match(rb"xref\n0 (\d+)\n", pdf[startxref:])
+    count = int(header.group(1))
+    entries = pdf[startxref + header.end() :].split(b"\n")[:count]
+    assert entries[0].startswith(b"0000000000 65535 f")
+    for i, line in enumerate(entries[1:], start=1):
+        offset = int(line[:10])
+        assert pdf[offset:].startswith(f"{i} 0 obj".encode())

@@ -189,3 +189,15 @@ def test_opencv_own_limit_is_set() -> None:
     import os
 
     assert int(os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"]) >= images.DEFAULT_MAX_PIXELS
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_exif_orientation_is_applied_to_png_and_webp_too(fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # 8 = rotate 90 deg counter-clockwise to display
+    buf = io.BytesIO()
+    Image.fromarray(_pattern()[:, :, ::-1]).save(buf, fmt, exif=exif.tobytes(), lossless=True)
+    out = decode_image(buf.getvalue())
+    assert out.shape == (200, 120, 3)
+    # after a counter-clockwise turn the top-left block sits at the bottom-left
+    assert out[195, 5, 2] > 200 and out[195, 5, 0] < 80

@@ -190,3 +190,39 @@ def test_invalid_card_lists_its_problems(tmp_path: Path) -> None:
         load_model(_save(_anomaly_model(32), tmp_path / "inv", card))
     fields = {p.field for p in err.value.problems}
     assert {"name", "output.format", "input.resize", "output.score"} <= fields
+
+
+def test_batch_one_runs_tiles_one_by_one_with_the_same_result(tmp_path: Path) -> None:
+    img = np.random.default_rng(4).integers(0, 255, (70, 100, 3), dtype=np.uint8)
+    outs = []
+    for batch in ("dynamic", 1):
+        card = _anomaly_card("tiles", 32)
+        card["input"]["batch"] = batch
+        outs.append(load_model(_save(_anomaly_model(32), tmp_path / f"b{batch}", card)).run(img))
+    assert outs[0].result.score == pytest.approx(outs[1].result.score)
+    np.testing.assert_allclose(outs[0].anomaly_map, outs[1].anomaly_map, atol=1e-6)
+    # the toy score is the brightest pixel (channel mean) anywhere: tiles cover every pixel
+    assert outs[0].result.score == pytest.approx(float(img.mean(axis=2).max()) / 255, abs=1e-4)
+
+
+def test_gray_nhwc_probabilities_model(tmp_path: Path) -> None:
+    """probabilities = [mean, 1 - mean] of the grey input, NHWC."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 1])
+    y = helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 2])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "ax1"], ["m1"]),
+             helper.make_node("Sub", ["one", "m1"], ["q"]),
+             helper.make_node("Concat", ["m1", "q"], ["p"], axis=1)]
+    ax1 = helper.make_tensor("ax1", TensorProto.INT64, [1], [1])
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=[axes, one, ax1]),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    card = {"name": "toy-gray", "version": 1, "task": "classification",
+            "input": {"name": "x", "layout": "NHWC", "height": 8, "width": 8, "color": "gray",
+                      "scale": 255.0, "mean": 0.0, "std": 1.0, "resize": "stretch"},
+            "output": {"format": "probabilities"}, "labels": ["bright", "dark"]}
+    m = load_model(_save(model, tmp_path / "g", card))
+    r = m.run(np.full((16, 16), 51, np.uint8)).result  # grey image, 51/255 = 0.2
+    assert dict(r.probabilities) == pytest.approx({"bright": 0.2, "dark": 0.8}, abs=1e-5)
+    assert r.label == "dark" and r.score == pytest.approx(0.8, abs=1e-5)

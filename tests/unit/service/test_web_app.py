@@ -132,3 +132,33 @@ def test_nothing_outside_the_app_folder_is_served(client: TestClient, path: str)
     res = client.get(path)
     assert res.status_code == 404
     assert "import" not in res.text  # no Python source leaks
+
+
+def _relative_luminance(hex_colour: str) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour."""
+    channels = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_relative_luminance(a), _relative_luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_contrast_formula_matches_wcag_reference_values() -> None:
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)  # the classic AA grey
+
+
+# Text colour on background colour, as styles.css pairs them (by CSS variable).
+TEXT_PAIRS = [("fg", "bg"), ("muted", "bg"), ("muted", "card"), ("brand-fg", "brand"), ("brand", "card"),
+              ("pass", "pass-bg"), ("fail", "fail-bg"), ("review", "review-bg"), ("na", "na-bg"),
+              ("fail", "bg"), ("review", "bg"), ("fg", "pass-bg")]
+
+
+@pytest.mark.parametrize(("text", "background"), TEXT_PAIRS)
+def test_text_colours_meet_wcag_aa(text: str, background: str) -> None:
+    css = (APP_DIR / "styles.css").read_text(encoding="utf-8")
+    colours = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6})", css))
+    assert contrast(colours[text], colours[background]) >= 4.5

@@ -13,6 +13,7 @@ const MAX_DELAY_S = 300;
 const KEEP_SENT = 50; // sent records listed on this phone (their photos are dropped once sent)
 let running = null;
 let timer = null;
+let again = false; // a forced sync was asked for while one was running
 const inFlight = new Set(); // ids being sent right now by this page
 
 const changed = () => window.dispatchEvent(new CustomEvent('outbox-changed'));
@@ -88,7 +89,12 @@ async function pruneSent() {
 
 // Send what is due. `force` ignores back-off (app start, connection back, "send now").
 export function syncOutbox({ force = false } = {}) {
-  if (running) return running;
+  if (running) {
+    // A forced run (connection back, app start) must not be lost behind one already under way
+    // (for example a timer's attempt that is failing offline): run again when it ends.
+    if (force) again = true;
+    return running;
+  }
   const work = async () => {
     const due = (await db.all('outbox'))
       .filter((e) => e.status === 'pending' || e.status === 'sending')
@@ -102,7 +108,13 @@ export function syncOutbox({ force = false } = {}) {
   };
   // Several open tabs share one outbox: let only one of them send at a time.
   const locked = navigator.locks ? () => navigator.locks.request('kipimo-outbox', work) : work;
-  running = locked().finally(() => { running = null; });
+  running = locked().finally(() => {
+    running = null;
+    if (again) {
+      again = false;
+      syncOutbox({ force: true });
+    }
+  });
   return running;
 }
 
@@ -116,6 +128,7 @@ export async function submitEntry(entry) {
 
 async function schedule() {
   clearTimeout(timer);
+  if (!navigator.onLine) return; // the 'online' event starts the next sync; no attempts burnt meanwhile
   const pending = (await db.all('outbox')).filter((e) => e.status === 'pending');
   if (!pending.length) return;
   const next = Math.min(...pending.map((e) => e.nextAttemptAt || 0));
