@@ -1,6 +1,6 @@
 """Demo photos of parts on the calibration card, drawn from the standard's nominal sizes.
 
-The part's true size is the nominal plus manufacturing scatter (a sixth of the
+The part's true size is the nominal plus manufacturing scatter (a tenth of the
 tolerance) plus the node's story: Yaoundé's bracket holes shrink from week 8
 on (a worn nozzle). The scene generator draws it; the real inspection then
 measures it, so the demo's dimensions and verdicts are produced by the same
@@ -29,7 +29,7 @@ def _nominal(checks: dict[str, DimensionCheck], feature: str, default: float, in
             lo, hi = c.limits
             centre = c.nominal if c.nominal is not None else ((lo or 0) + (hi if hi is not None else lo or 0)) / 2
             width = (hi - lo) if lo is not None and hi is not None else 0.0
-            return float(centre), width / 6
+            return float(centre), width / 10
     return default, 0.0
 
 
