@@ -47,7 +47,7 @@ def write_qr(url: str, png: Path) -> str:
 
     import qrcode  # noqa: PLC0415
 
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)  # ISO/IEC 18004 quiet zone
     qr.add_data(url)
     qr.make(fit=True)
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,11 @@ CHROMIUM = os.environ.get("KIPIMO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NODE = "e2e-node"
+# bypass_csp: Playwright's own string predicates (wait_for_function) need eval, which the app's strict CSP
+# forbids on pages served from the service worker's cache. The CSP header itself is checked in
+# tests/unit/service/test_web_app.py.
 PHONE = {"viewport": {"width": 360, "height": 640}, "device_scale_factor": 1, "is_mobile": True,
-         "has_touch": True, "locale": "en-GB"}
+         "has_touch": True, "locale": "en-GB", "bypass_csp": True}
 
 pytestmark = pytest.mark.e2e
 

@@ -113,10 +113,9 @@ def test_photo_is_resized_on_the_phone_and_loses_its_gps(page, server: KipimoSer
 
 
 def test_sign_in_from_the_printed_qr_code_or_a_pasted_token(phone, server: KipimoServer) -> None:
-    import cv2  # noqa: PLC0415
+    from tests.qr import decode_qr  # noqa: PLC0415
 
-    qr = cv2.imread(str(server.data_dir / "technician-qr.png"), cv2.IMREAD_GRAYSCALE)
-    url, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.resize(qr, None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST))
+    url = decode_qr(server.data_dir / "technician-qr.png")
     assert url == server.sign_in_url()  # what `qc tokens create --qr` printed is what a phone scans
     page = phone.new_page()
     page.goto(url)
