@@ -46,8 +46,14 @@ def slot_models(slot: object, settings: Settings) -> list[LoadedModel]:
         try:
             models.append(registry.get(check.model))
         except ModelNotInstalled as exc:
-            log.warning("%s", exc)
+            _warn_once(str(exc))
     return models
+
+
+@lru_cache(maxsize=64)
+def _warn_once(message: str) -> None:
+    """Say once per process that a model is missing; every record already says so in its result."""
+    log.warning("%s", message)
 
 
 def inspect_photo(data: bytes, slot: object, *, settings: Settings) -> PhotoInspection:
