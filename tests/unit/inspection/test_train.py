@@ -1,0 +1,154 @@
+"""Few-shot anomaly training on synthetic textures made here (no data set needed)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from inspection.anomaly_fit import auroc
+from inspection.models import load_model
+from inspection.train import train_anomaly
+from qc.errors import InvalidInput, ModelHashMismatch
+
+SIZE = 96  # small model input keeps the suite fast
+
+
+def texture(rng: np.random.Generator, h: int = 96, w: int = 96) -> np.ndarray:
+    """Fine grey grain, like a sintered surface: blurred noise around mid-grey."""
+    noise = rng.normal(0, 1, (h, w)).astype(np.float32)
+    grain = cv2.GaussianBlur(noise, (0, 0), 1.2)
+    img = 120 + 25 * grain / grain.std()
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def with_defect(img: np.ndarray, rng: np.random.Generator, kind: int) -> np.ndarray:
+    out = img.copy()
+    h, w = out.shape
+    if kind % 2 == 0:  # dark scratch
+        x0, y0 = int(rng.integers(10, w // 3)), int(rng.integers(10, h - 10))
+        x1, y1 = int(rng.integers(2 * w // 3, w - 10)), int(rng.integers(10, h - 10))
+        cv2.line(out, (x0, y0), (x1, y1), 20, 4)
+    else:  # bright spot
+        cx, cy = int(rng.integers(20, w - 20)), int(rng.integers(20, h - 20))
+        cv2.circle(out, (cx, cy), 9, 250, -1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    rng = np.random.default_rng(7)
+    good = [texture(rng) for _ in range(10)]
+    test_good = [texture(rng) for _ in range(6)]
+    defects = [with_defect(texture(rng), rng, k) for k in range(6)]
+    wide_good = texture(rng, 120, 300)
+    wide_bad = with_defect(texture(rng, 120, 300), rng, 0)
+    return {"good": good, "test_good": test_good, "defects": defects, "wide": [wide_good, wide_bad],
+            "tmp": tmp_path_factory.mktemp("train")}
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    return train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE, resize="letterbox",
+                         patches_per_image=64, bank_size=300, threads=1, defect_images=data["defects"])
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    (folder / "model.onnx").write_bytes(trained.onnx_bytes)
+    (folder / "card.yaml").write_text(yaml.safe_dump(trained.card), encoding="utf-8")
+    return folder
+
+
+def test_card_follows_the_contract(trained, data):
+    card = trained.card
+    assert card["task"] == "anomaly" and card["threshold"] == 1.0
+    assert card["output"] == {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map"}
+    assert card["sha256"] == hashlib.sha256(trained.onnx_bytes).hexdigest()
+    assert card["training"]["good_images"] == len(data["good"])
+    assert len(set(card["training"]["image_sha256"])) == len(data["good"])
+    assert card["training"]["seed"] == 3
+    assert card["validation"]["holdout_false_reject_rate"] == 0.0  # calibration passes every held-out good
+
+
+def test_separates_good_from_defective(model_dir, data):
+    model = load_model(model_dir)
+    good = [model.run(im).result.score for im in data["test_good"]]
+    bad = [model.run(im).result.score for im in data["defects"]]
+    assert auroc(good, bad) >= 0.9
+    assert min(bad) >= 1.0  # injected defects are flagged at the baked-in threshold
+    assert model.run(data["defects"][0]).result.label == "defect"
+
+
+def test_non_square_images(model_dir, data):
+    model = load_model(model_dir)
+    good, bad = (model.run(im) for im in data["wide"])
+    assert good.anomaly_map.shape == (120, 300)
+    assert bad.result.score > good.result.score
+    assert bad.result.label == "defect"
+
+
+def test_same_seed_same_bytes(trained, data):
+    again = train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE, resize="letterbox",
+                          patches_per_image=64, bank_size=300, threads=1)
+    assert again.onnx_bytes == trained.onnx_bytes
+
+
+def test_hash_is_verified_on_load(trained, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(trained.onnx_bytes + b"\0")
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(trained.card), encoding="utf-8")
+    with pytest.raises(ModelHashMismatch):
+        load_model(tmp_path)
+
+
+def test_tiles_mode_on_a_wide_image(data):
+    """resize: tiles keeps native resolution; the 120 x 300 photo is covered by overlapping tiles."""
+    trained = train_anomaly(data["good"], name="synthetic-tiles", version=1, seed=1, size=64, resize="tiles",
+                            patches_per_image=32, bank_size=300, threads=1)
+    assert trained.card["input"]["resize"] == "tiles"
+    folder = data["tmp"] / "tiles"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(trained.onnx_bytes)
+    (folder / "card.yaml").write_text(yaml.safe_dump(trained.card), encoding="utf-8")
+    model = load_model(folder)
+    good, bad = (model.run(im) for im in data["wide"])
+    assert good.anomaly_map.shape == (120, 300)
+    assert bad.result.score > good.result.score
+
+
+def test_cli_train_then_score(data, tmp_path):
+    """``qc train anomaly`` writes a loadable folder; ``qc score --json`` labels each photo."""
+    import json  # noqa: PLC0415
+
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from service.cli import cli  # noqa: PLC0415
+
+    good = tmp_path / "good"
+    good.mkdir()
+    for i, im in enumerate(data["good"]):
+        cv2.imwrite(str(good / f"g{i}.png"), im)
+    cv2.imwrite(str(tmp_path / "bad.png"), data["defects"][0])
+    cv2.imwrite(str(tmp_path / "ok.png"), data["test_good"][0])
+    out = tmp_path / "m"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", "anomaly", "--good", str(good), "--name", "cli-texture",
+                              "--version", "2", "--out", str(out), "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    card = yaml.safe_load((out / "card.yaml").read_text())
+    assert (card["name"], card["version"], card["training"]["seed"]) == ("cli-texture", 2, 5)
+    res = runner.invoke(cli, ["score", str(out), str(tmp_path / "bad.png"), str(tmp_path / "ok.png"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output[res.output.index("["):])
+    assert [r["image"] for r in rows] == [str(tmp_path / "bad.png"), str(tmp_path / "ok.png")]
+    assert all(r["threshold"] == 1.0 and r["label"] in ("good", "defect") for r in rows)
+    assert rows[0]["score"] > rows[1]["score"]
+
+
+def test_too_few_good_images_is_refused(data):
+    with pytest.raises(InvalidInput, match="at least 3 good images"):
+        train_anomaly(data["good"][:2], name="too-few", version=1)
