@@ -76,7 +76,7 @@ def fit_gaussian(points: np.ndarray, *, shrinkage: float = 0.01) -> tuple[np.nda
     return mean.astype(np.float32), whitening.astype(np.float32)
 
 
-def calibrate_threshold(good_scores: Sequence[float], *, z: float = 2.326) -> float:
+def calibrate_threshold(good_scores: Sequence[float] | np.ndarray, *, z: float = 2.326) -> float:
     """Threshold on raw scores from held-out good images only.
 
     A log-normal is fitted to the held-out scores and the threshold put at its
@@ -92,7 +92,7 @@ def calibrate_threshold(good_scores: Sequence[float], *, z: float = 2.326) -> fl
     return float(max(np.exp(logs.mean() + z * spread), s.max() * 1.0001))
 
 
-def auroc(good: Sequence[float], defect: Sequence[float]) -> float:
+def auroc(good: Sequence[float] | np.ndarray, defect: Sequence[float] | np.ndarray) -> float:
     """Area under the ROC curve, defect as positive (Mann-Whitney U with ties counted half)."""
     g = np.asarray(good, np.float64)
     d = np.asarray(defect, np.float64)

@@ -86,7 +86,7 @@ def _crops(image: np.ndarray, size: int, resize: str) -> list[np.ndarray]:
 
 def _tensor(images: Sequence[np.ndarray], size: int, resize: str = "letterbox") -> np.ndarray:
     crops = [c for im in images for c in _crops(im, size, resize)]
-    batch = np.stack(crops).astype(np.float32) / 255.0
+    batch: np.ndarray = np.stack(crops).astype(np.float32) / 255.0
     batch = (batch - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
