@@ -180,8 +180,8 @@ class LoadedModel:
         crops: list[np.ndarray] = []
         geos: list[_Geometry] = []
         if card.resize == "tiles" and (h > th or w > tw):
-            ys = _tile_starts(h, th)
-            xs = _tile_starts(w, tw)
+            ys = tile_starts(h, th)
+            xs = tile_starts(w, tw)
             for y in ys:
                 for x in xs:
                     crop = img[y : y + th, x : x + tw]
@@ -306,7 +306,7 @@ class LoadedModel:
                                       threshold=self.card.nms_confidence, detections=tuple(dets)))
 
 
-def _tile_starts(size: int, tile: int) -> list[int]:
+def tile_starts(size: int, tile: int) -> list[int]:
     if size <= tile:
         return [0]
     n = int(np.ceil(size / tile))

@@ -29,7 +29,7 @@ import onnxruntime as ort
 
 from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, split_holdout
 from inspection.anomaly_graph import EmbeddingSpec, MemoryBankHead, build_embedding, build_model
-from inspection.models import _tile_starts  # the runner's tiling: training sees what inference sees
+from inspection.models import tile_starts  # the runner's tiling: training sees what inference sees
 from qc.errors import InvalidInput
 
 __all__ = ["MEAN", "STD", "TrainedModel", "letterbox", "score_images", "train_anomaly"]
@@ -71,8 +71,8 @@ def tiles(image: np.ndarray, size: int) -> list[np.ndarray]:
     if h <= size and w <= size:
         return [cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)]
     crops = []
-    for y in _tile_starts(h, size):
-        for x in _tile_starts(w, size):
+    for y in tile_starts(h, size):
+        for x in tile_starts(w, size):
             crop = img[y : y + size, x : x + size]
             if crop.shape[:2] != (size, size):
                 crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
