@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -317,25 +317,28 @@ def overview(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.d
     return an.cached(session, _key("overview", f), compute)
 
 
-def rates(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+def _filtered_view(an: q.Analytics, session: Session, filters: q.Filters, name: str,
+                   view: Callable[[Session, Any], dict[str, Any]], *, now: dt.datetime) -> dict[str, Any]:
+    """One cached dashboard view: the resolved filters plus what ``view`` computes for them."""
     f = q.round_window(filters, now=now)
-    return an.cached(session, _key("network", f),
-                     lambda: {"filters": filters_view(r := q.resolve(session, f, now=now)),
-                              **network_view(session, r)})
+
+    def compute() -> dict[str, Any]:
+        r = q.resolve(session, f, now=now)
+        return {"filters": filters_view(r), **view(session, r)}
+
+    return an.cached(session, _key(name, f), compute)
+
+
+def rates(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
+    return _filtered_view(an, session, filters, "network", network_view, now=now)
 
 
 def p_charts(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
-    f = q.round_window(filters, now=now)
-    return an.cached(session, _key("p-chart", f),
-                     lambda: {"filters": filters_view(r := q.resolve(session, f, now=now)),
-                              **p_chart_view(session, r)})
+    return _filtered_view(an, session, filters, "p-chart", p_chart_view, now=now)
 
 
 def pareto(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
-    f = q.round_window(filters, now=now)
-    return an.cached(session, _key("pareto", f),
-                     lambda: {"filters": filters_view(r := q.resolve(session, f, now=now)),
-                              **pareto_view(session, r)})
+    return _filtered_view(an, session, filters, "pareto", pareto_view, now=now)
 
 
 def measurements(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.datetime) -> dict[str, Any]:
