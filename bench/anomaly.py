@@ -41,9 +41,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", type=Path, default=DEFAULT)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--resize", default="tiles", choices=["letterbox", "tiles"])
-    ap.add_argument("--ppi", type=int, default=96, help="patches sampled per image (per tile)")
+    ap.add_argument("--size", type=int, default=32, help="short side (px) of the coarsest pyramid level")
+    ap.add_argument("--levels", type=int, default=3)
+    ap.add_argument("--ppi", type=int, default=400, help="patches sampled per image and level")
     ap.add_argument("--bank", type=int, default=4000)
     ap.add_argument("--save", type=Path, default=None, help="write model.onnx + card.yaml here")
     args = ap.parse_args()
@@ -57,7 +57,7 @@ def main() -> None:
                          check=False).stdout.strip() or "unknown"
     t0 = time.perf_counter()
     trained = train_anomaly(train_good, name="magnetic-tile-surface", version=1, seed=args.seed,
-                            size=args.size, bank_size=args.bank, resize=args.resize,
+                            size=args.size, bank_size=args.bank, levels=args.levels,
                             patches_per_image=args.ppi, code_version=rev,
                             data=f"magnetic-tile MT_Free, seeded 80 % train split (seed {args.seed})")
     train_s = time.perf_counter() - t0

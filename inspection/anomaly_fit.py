@@ -1,7 +1,7 @@
 """Fitting an anomaly head on good patches, calibrating it, and scoring the result.
 
 Pure NumPy, deterministic for a given seed: the coreset (greedy k-centre on a
-seeded random projection, PatchCore), the Gaussian (shrunk covariance), the
+seeded random projection, PatchCore), the whitening of the patch features, the
 threshold (from held-out good images only) and the metrics (AUROC,
 false-reject rate, recall).
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["auroc", "calibrate_threshold", "fit_gaussian", "greedy_coreset", "split_holdout"]
+__all__ = ["auroc", "calibrate_threshold", "greedy_coreset", "split_holdout", "whitening"]
 
 
 def split_holdout(n: int, fraction: float, seed: int, *, minimum: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -59,21 +59,19 @@ def greedy_coreset(points: np.ndarray, size: int, *, seed: int = 0, project_dim:
     return np.sort(chosen)
 
 
-def fit_gaussian(points: np.ndarray, *, shrinkage: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and whitening matrix W (W W^T = inverse covariance) of the patches.
+def whitening(points: np.ndarray, *, ridge: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and whitening matrix W of patch features: ``(x - mean) @ W`` has about unit covariance.
 
-    The covariance is shrunk towards a scaled identity so that few images (or
-    constant channels) still give an invertible, stable matrix.
+    kNN in whitened coordinates weighs every direction by how much good parts
+    vary along it (a Mahalanobis-like distance). The ridge (``ridge`` x the
+    mean eigenvalue) keeps nearly constant directions from being blown up.
     """
     x = points.astype(np.float64)
     mean = x.mean(axis=0)
-    cov = np.cov(x, rowvar=False)
-    dim = cov.shape[0]
-    cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / dim * np.eye(dim)
-    vals, vecs = np.linalg.eigh(cov)
-    vals = np.maximum(vals, 1e-6 * vals.max())
-    whitening = vecs / np.sqrt(vals)  # columns scaled: W^T x gives unit variance coordinates
-    return mean.astype(np.float32), whitening.astype(np.float32)
+    vals, vecs = np.linalg.eigh(np.cov(x, rowvar=False))
+    vals = np.maximum(vals, 0.0)
+    w = vecs / np.sqrt(vals + ridge * max(float(vals.mean()), 1e-12))
+    return mean.astype(np.float32), w.astype(np.float32)
 
 
 def calibrate_threshold(good_scores: Sequence[float] | np.ndarray, *, z: float = 2.326) -> float:

@@ -1,202 +1,272 @@
 """ONNX graphs for Kipimo anomaly models, built with ``onnx.helper``.
 
-Two graphs grow from the committed backbone (models/backbones/):
+A Kipimo anomaly model looks at a photo through a small *pyramid*: the image
+(raw 0-255 RGB, already brought to the model's working scale by the runner) is
+locally standardised, then the committed backbone (models/backbones/) runs on
+it at full size and at each halving. Two graphs grow from that:
 
-* the *embedding* graph: backbone + patch embedding (3x3 local average of the
+* the *embedding* graph: pyramid + patch embedding (3x3 local average of the
   stride-8 and stride-16 feature maps, the coarse one upsampled, concatenated:
-  PatchCore's locally aware patch features). Training runs it to collect the
-  patches of the good images.
-* the *model* graph: the same embedding graph with a head appended, so one
-  ``InferenceSession`` turns the image tensor into ``pred_score`` (N) and
-  ``anomaly_map`` (N x 1 x H x W). The head measures how far each patch is
-  from normal (nearest neighbour in a memory bank, or Mahalanobis distance to
-  one Gaussian), smooths the patch map, and divides by the calibrated
-  threshold, so ``score >= 1.0`` means defect (the convention in the model
-  card). The score is the maximum of the map, so the map shows where it came from.
+  PatchCore's locally aware patch features), one output per level. Training
+  runs it to collect the patches of the good images.
+* the *model* graph: the same with one head per level. A head whitens each
+  patch (mean and whitening matrix of the good patches) and takes its distance
+  to the nearest patch of a memory bank (coreset of good patches). The level
+  maps are smoothed, divided by their typical maximum on held-out good images,
+  brought to the finest grid and averaged, then divided by the calibrated
+  threshold: ``anomaly_map`` (N x 1 x H x W) and ``pred_score`` (its maximum)
+  are >= 1.0 where the model sees a defect (the convention in the model card).
+
+Local standardisation (each channel minus its Gaussian-weighted local mean,
+over the local standard deviation) is in the graph, so every node feeds the
+same raw pixels and gets the same numbers. It removes slow illumination
+changes, which otherwise dominate the feature distances between photos.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["BACKBONE_PATH", "EmbeddingSpec", "GaussianHead", "MemoryBankHead", "build_embedding",
-           "build_model", "gaussian_kernel"]
+__all__ = ["BACKBONE_PATH", "LevelHead", "PyramidSpec", "build_embedding", "build_model", "gaussian_kernel"]
 
 BACKBONE_PATH = Path(__file__).resolve().parent.parent / "models" / "backbones" / "efficientnet-lite0-features.onnx"
 _STRIDES = {"feat8": 8, "feat16a": 16, "feat16": 16}
-_PREFIX = "kq_"  # names of the nodes and tensors Kipimo appends
+_MEAN = (0.485, 0.456, 0.406)  # ImageNet, as the backbone was trained
+_STD = (0.229, 0.224, 0.225)
+_P = "kq_"  # prefix of every node and tensor Kipimo adds
 
 
 @dataclass(frozen=True)
-class EmbeddingSpec:
-    """Which backbone outputs make the patch embedding, and how they are pooled."""
+class PyramidSpec:
+    """How the image becomes patch embeddings."""
 
     layers: tuple[str, ...] = ("feat8", "feat16")
     pool: int = 3  # local neighbourhood (PatchCore's aggregation), in feature cells
+    levels: int = 3  # full working scale, then each halving
+    sigma: float = 16.0  # local standardisation scale, in working pixels of the finest level
+    gain: float = 40.0  # standardised value -> grey levels around 128
+    eps: float = 25.0  # added to the local variance (grey levels^2): flat areas are not amplified
 
     @property
     def stride(self) -> int:
         return min(_STRIDES[name] for name in self.layers)
 
-
-@dataclass(frozen=True)
-class MemoryBankHead:
-    """Nearest-neighbour distance to a coreset of good patches (PatchCore)."""
-
-    bank: np.ndarray  # K x C float32
-    fp16: bool = True  # store the bank as float16 (half the file, distances change < 1e-3)
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be multiples of this (the coarsest level's backbone stride)."""
+        return 32 * 2 ** (self.levels - 1)
 
 
 @dataclass(frozen=True)
-class GaussianHead:
-    """Mahalanobis distance to one Gaussian fitted to all good patches."""
+class LevelHead:
+    """Whitened nearest-neighbour distance to a memory bank of good patches, for one pyramid level."""
 
     mean: np.ndarray  # C
-    whitening: np.ndarray  # C x C, W with W W^T = inverse covariance
+    whitening: np.ndarray  # C x C
+    bank: np.ndarray  # K x C, already whitened
+    scale: float = 1.0  # typical maximum on good images: levels weigh alike in the average
+    fp16: bool = True  # store the bank as float16 (half the file, distances change < 1e-3)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """Normalised 2-D Gaussian, radius 2 sigma (at least 1)."""
-    radius = max(1, int(round(2 * sigma)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k = _gauss1d(sigma, 2.0)
     k2 = np.outer(k, k)
     return (k2 / k2.sum()).astype(np.float32)
 
 
-def _const(name: str, array: np.ndarray) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(array), name=_PREFIX + name)
+def _gauss1d(sigma: float, radius_sigmas: float) -> np.ndarray:
+    radius = max(1, int(round(radius_sigmas * sigma)))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32)
 
 
-def _load_backbone(backbone: Path | None, height: int | None, width: int | None) -> onnx.ModelProto:
-    model = onnx.load(str(backbone or BACKBONE_PATH))
-    if height is not None and width is not None:
-        dims = model.graph.input[0].type.tensor_type.shape.dim
-        dims[2].dim_value, dims[3].dim_value = height, width
-    return model
+class _Builder:
+    """Appends nodes and constants to one graph under the Kipimo prefix."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.g = graph
+        self.n = 0
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.g.initializer.append(numpy_helper.from_array(np.asarray(array), name=_P + name))
+        return _P + name
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        self.n += 1
+        name = out or f"{_P}{op_type.lower()}_{self.n}"
+        self.g.node.append(helper.make_node(op_type, inputs, [name], **attrs))
+        return name
 
 
-def build_embedding(spec: EmbeddingSpec, *, height: int | None = None, width: int | None = None,
-                    backbone: Path | None = None) -> onnx.ModelProto:
-    """Backbone + patch embedding; output ``embedding``: N x C x H/stride x W/stride."""
-    model = _load_backbone(backbone, height, width)
-    g = model.graph
-    available = {o.name for o in g.output}
-    missing = [name for name in spec.layers if name not in available]
-    if missing:
-        raise ValueError(f"backbone has no output {missing}; it offers {sorted(available)}")
+def _load_backbone(backbone: Path | None) -> onnx.ModelProto:
+    return onnx.load(str(backbone or BACKBONE_PATH))
+
+
+def _standardise(b: _Builder, image: str, spec: PyramidSpec) -> str:
+    """Raw 0-255 RGB -> locally standardised, ImageNet-normalised input of the backbone."""
+    k = _gauss1d(spec.sigma, 3.0)
+    r = len(k) // 2
+    kx = b.const("lsd_kx", np.tile(k.reshape(1, 1, 1, -1), (3, 1, 1, 1)))
+    ky = b.const("lsd_ky", np.tile(k.reshape(1, 1, -1, 1), (3, 1, 1, 1)))
+    pads = b.const("lsd_pads", np.array([0, 0, r, r, 0, 0, r, r], np.int64))
+
+    def blur(x: str) -> str:
+        padded = b.op("Pad", [x, pads], mode="edge")
+        return b.op("Conv", [b.op("Conv", [padded, kx], group=3), ky], group=3)
+
+    mu = blur(image)
+    m2 = blur(b.op("Mul", [image, image]))
+    var = b.op("Relu", [b.op("Sub", [m2, b.op("Mul", [mu, mu])])])
+    sd = b.op("Sqrt", [b.op("Add", [var, b.const("lsd_eps", np.array(spec.eps, np.float32))])])
+    z = b.op("Div", [b.op("Sub", [image, mu]), sd])
+    grey = b.op("Add", [b.op("Mul", [z, b.const("lsd_gain", np.array(spec.gain, np.float32))]),
+                        b.const("lsd_mid", np.array(128.0, np.float32))])
+    grey = b.op("Clip", [grey, b.const("lsd_lo", np.array(0.0, np.float32)),
+                         b.const("lsd_hi", np.array(255.0, np.float32))])
+    mean = np.asarray(_MEAN, np.float32).reshape(1, 3, 1, 1) * 255.0
+    inv = 1.0 / (np.asarray(_STD, np.float32).reshape(1, 3, 1, 1) * 255.0)
+    return b.op("Mul", [b.op("Sub", [grey, b.const("in_mean", mean)]), b.const("in_invstd", inv.astype(np.float32))])
+
+
+def _backbone_copy(b: _Builder, backbone: onnx.ModelProto, x: str, level: int) -> dict[str, str]:
+    """Append the backbone's nodes reading ``x``; weights are shared, activations renamed per level."""
+    bg = backbone.graph
+    weights = {t.name for t in bg.initializer}
+    source = bg.input[0].name
+
+    def rename(name: str) -> str:
+        if not name or name in weights:
+            return name
+        return x if name == source else f"{_P}l{level}/{name}"
+
+    for node in bg.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = f"{_P}l{level}/{node.name}"
+        copy.input[:] = [rename(i) for i in node.input]
+        copy.output[:] = [rename(o) for o in node.output]
+        b.g.node.append(copy)
+    return {o.name: rename(o.name) for o in bg.output}
+
+
+def _embedding(b: _Builder, feats: dict[str, str], spec: PyramidSpec, level: int) -> str:
     parts = []
     for name in spec.layers:
-        pooled = f"{_PREFIX}{name}_pool"
-        g.node.append(helper.make_node(
-            "AveragePool", [name], [pooled], kernel_shape=[spec.pool, spec.pool],
-            strides=[1, 1], pads=[spec.pool // 2] * 4, count_include_pad=0))
+        if name not in feats:
+            raise ValueError(f"backbone has no output {name!r}; it offers {sorted(feats)}")
+        pooled = b.op("AveragePool", [feats[name]], kernel_shape=[spec.pool, spec.pool], strides=[1, 1],
+                      pads=[spec.pool // 2] * 4, count_include_pad=0)
         factor = _STRIDES[name] // spec.stride
         if factor > 1:
-            scales = _const(f"{name}_scales", np.array([1, 1, factor, factor], np.float32))
-            g.initializer.append(scales)
-            up = f"{_PREFIX}{name}_up"
-            g.node.append(helper.make_node("Resize", [pooled, "", scales.name], [up], mode="linear"))
-            pooled = up
+            scales = b.const(f"l{level}_{name}_up", np.array([1, 1, factor, factor], np.float32))
+            pooled = b.op("Resize", [pooled, "", scales], mode="linear")
         parts.append(pooled)
-    g.node.append(helper.make_node("Concat", parts, ["embedding"], axis=1))
-    del g.output[:]
-    g.output.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, None))
-    return model
+    return b.op("Concat", parts, axis=1)
 
 
-def build_model(spec: EmbeddingSpec, head: MemoryBankHead | GaussianHead, *, height: int, width: int,
-                threshold: float = 1.0, blur_sigma: float = 1.0,
-                backbone: Path | None = None) -> onnx.ModelProto:
-    """The complete anomaly model: image -> ``pred_score``, ``anomaly_map`` (both / threshold)."""
-    if threshold <= 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
-    model = build_embedding(spec, height=height, width=width, backbone=backbone)
-    g = model.graph
-    nodes = g.node
-    init = g.initializer
-    channels = head.bank.shape[1] if isinstance(head, MemoryBankHead) else head.mean.shape[0]
-    # N x C x h x w -> N x P x C
-    init.append(_const("perm_shape", np.array([0, -1, channels], np.int64)))
-    nodes.append(helper.make_node("Transpose", ["embedding"], [_PREFIX + "nhwc"], perm=[0, 2, 3, 1]))
-    nodes.append(helper.make_node("Reshape", [_PREFIX + "nhwc", _PREFIX + "perm_shape"], [_PREFIX + "x"]))
-    if isinstance(head, MemoryBankHead):
-        _append_memory_bank(g, head)
-    else:
-        _append_gaussian(g, head)
-    # distance (N x P) -> N x 1 x h x w map, smoothed, divided by the threshold
-    nodes.append(helper.make_node("Shape", ["embedding"], [_PREFIX + "eshape"]))
-    init.append(_const("zero_i", np.array([0], np.int64)))
-    init.append(_const("one_i", np.array([1], np.int64)))
-    init.append(_const("two_i", np.array([2], np.int64)))
-    init.append(_const("four_i", np.array([4], np.int64)))
-    nodes.append(helper.make_node("Slice", [_PREFIX + "eshape", _PREFIX + "zero_i", _PREFIX + "one_i"],
-                                  [_PREFIX + "n"]))
-    nodes.append(helper.make_node("Slice", [_PREFIX + "eshape", _PREFIX + "two_i", _PREFIX + "four_i"],
-                                  [_PREFIX + "hw"]))
-    nodes.append(helper.make_node("Concat", [_PREFIX + "n", _PREFIX + "one_i", _PREFIX + "hw"],
-                                  [_PREFIX + "mshape"], axis=0))
-    nodes.append(helper.make_node("Reshape", [_PREFIX + "dist", _PREFIX + "mshape"], [_PREFIX + "dmap"]))
-    kernel = gaussian_kernel(blur_sigma)
-    r = kernel.shape[0] // 2
-    init.append(_const("blur", kernel[None, None]))
-    init.append(_const("blur_pads", np.array([0, 0, r, r, 0, 0, r, r], np.int64)))
-    nodes.append(helper.make_node("Pad", [_PREFIX + "dmap", _PREFIX + "blur_pads"], [_PREFIX + "dpad"],
-                                  mode="edge"))
-    nodes.append(helper.make_node("Conv", [_PREFIX + "dpad", _PREFIX + "blur"], [_PREFIX + "smooth"]))
-    init.append(_const("inv_threshold", np.array(1.0 / threshold, np.float32)))
-    nodes.append(helper.make_node("Mul", [_PREFIX + "smooth", _PREFIX + "inv_threshold"], [_PREFIX + "norm"]))
-    nodes.append(helper.make_node("ReduceMax", [_PREFIX + "norm"], ["pred_score"], axes=[1, 2, 3], keepdims=0))
-    init.append(_const("up_scales", np.array([1, 1, spec.stride, spec.stride], np.float32)))
-    nodes.append(helper.make_node("Resize", [_PREFIX + "norm", "", _PREFIX + "up_scales"], ["anomaly_map"],
-                                  mode="linear"))
-    del g.output[:]
-    g.output.extend([
-        helper.make_tensor_value_info("pred_score", TensorProto.FLOAT, ["batch"]),
-        helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["batch", 1, height, width]),
-    ])
-    model.graph.name = "kipimo-anomaly"
+def _start(spec: PyramidSpec, backbone: Path | None) -> tuple[onnx.ModelProto, _Builder, list[str]]:
+    """A fresh model holding the backbone weights, the image input and one embedding per level."""
+    bb = _load_backbone(backbone)
+    graph = helper.make_graph([], "kipimo-anomaly",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "H", "W"])],
+                              [], initializer=list(bb.graph.initializer))
+    model = helper.make_model(graph, opset_imports=list(bb.opset_import), ir_version=bb.ir_version)
+    b = _Builder(model.graph)
+    x = _standardise(b, "image", spec)
+    embeddings = []
+    for level in range(spec.levels):
+        if level:
+            x = b.op("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2])
+        embeddings.append(_embedding(b, _backbone_copy(b, bb, x, level), spec, level))
+    return model, b, embeddings
+
+
+def build_embedding(spec: PyramidSpec, *, backbone: Path | None = None) -> onnx.ModelProto:
+    """Pyramid + patch embedding; outputs ``embedding0``.. (N x C x H/(stride 2^l) x W/(stride 2^l))."""
+    model, b, embeddings = _start(spec, backbone)
+    for level, e in enumerate(embeddings):
+        b.op("Identity", [e], f"embedding{level}")
+        model.graph.output.append(helper.make_tensor_value_info(f"embedding{level}", TensorProto.FLOAT, _dims(level)))
     onnx.checker.check_model(model)
     return model
 
 
-def _append_memory_bank(g: onnx.GraphProto, head: MemoryBankHead) -> None:
-    """dist = sqrt(max(0, min_k |x - b_k|^2)), as |x|^2 + min_k(|b_k|^2 - 2 x.b_k)."""
-    bank = head.bank.astype(np.float32)
-    stored = (-2.0 * bank.T).astype(np.float16 if head.fp16 else np.float32)
-    # use the stored (rounded) bank for |b|^2 too, so the distance stays a true distance
-    bank_used = -0.5 * stored.astype(np.float32).T
-    g.initializer.append(_const("bank_m2t", stored))
-    g.initializer.append(_const("bank_sq", (bank_used**2).sum(axis=1).astype(np.float32)))
-    bank_name = _PREFIX + "bank_m2t"
+def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float = 1.0, blur_sigma: float = 2.0,
+                level_maps: bool = False, backbone: Path | None = None) -> onnx.ModelProto:
+    """The complete anomaly model: image -> ``pred_score``, ``anomaly_map`` (both / threshold).
+
+    ``level_maps`` adds each level's smoothed map (before scaling) as ``level_map{l}``: training uses it
+    to measure the levels' typical maxima.
+    """
+    if threshold <= 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    if len(heads) != spec.levels:
+        raise ValueError(f"{spec.levels} levels need {spec.levels} heads, got {len(heads)}")
+    model, b, embeddings = _start(spec, backbone)
+    kernel = gaussian_kernel(blur_sigma)
+    r = kernel.shape[0] // 2
+    blur = b.const("blur", kernel[None, None])
+    blur_pads = b.const("blur_pads", np.array([0, 0, r, r, 0, 0, r, r], np.int64))
+    combined = None
+    outputs = []
+    for level, (emb, head) in enumerate(zip(embeddings, heads, strict=True)):
+        dist = _nearest_distance(b, emb, head, level)
+        smooth = b.op("Conv", [b.op("Pad", [dist, blur_pads], mode="edge"), blur])
+        if level_maps:
+            b.op("Identity", [smooth], f"level_map{level}")
+            outputs.append(helper.make_tensor_value_info(f"level_map{level}", TensorProto.FLOAT, _dims(level)))
+        weighted = b.op("Mul", [smooth, b.const(f"l{level}_inv_scale",
+                                                np.array(1.0 / (head.scale * spec.levels), np.float32))])
+        if level:
+            up = b.const(f"l{level}_map_up", np.array([1, 1, 2**level, 2**level], np.float32))
+            weighted = b.op("Resize", [weighted, "", up], mode="linear")
+        combined = weighted if combined is None else b.op("Add", [combined, weighted])
+    assert combined is not None
+    norm = b.op("Mul", [combined, b.const("inv_threshold", np.array(1.0 / threshold, np.float32))])
+    b.op("ReduceMax", [norm], "pred_score", axes=[1, 2, 3], keepdims=0)
+    up = b.const("map_up", np.array([1, 1, spec.stride, spec.stride], np.float32))
+    b.op("Resize", [norm, "", up], "anomaly_map", mode="linear")
+    model.graph.output.extend([
+        helper.make_tensor_value_info("pred_score", TensorProto.FLOAT, ["batch"]),
+        helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["batch", 1, "H", "W"]),
+        *outputs,
+    ])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _nearest_distance(b: _Builder, emb: str, head: LevelHead, level: int) -> str:
+    """N x C x h x w embedding -> N x 1 x h x w distance of each whitened patch to its nearest bank patch."""
+    channels = head.bank.shape[1]
+    x = b.op("Reshape", [b.op("Transpose", [emb], perm=[0, 2, 3, 1]),
+                         b.const(f"l{level}_rows", np.array([0, -1, channels], np.int64))])
+    x = b.op("MatMul", [b.op("Sub", [x, b.const(f"l{level}_mean", head.mean.astype(np.float32))]),
+                        b.const(f"l{level}_white", head.whitening.astype(np.float32))])
+    # |x - b|^2 = |x|^2 + min_k(|b_k|^2 - 2 x.b_k); |b|^2 from the stored (rounded) bank keeps it a distance
+    stored = (-2.0 * head.bank.astype(np.float32).T).astype(np.float16 if head.fp16 else np.float32)
+    used = -0.5 * stored.astype(np.float32).T
+    bank = b.const(f"l{level}_bank_m2t", stored)
     if head.fp16:
-        g.node.append(helper.make_node("Cast", [bank_name], [_PREFIX + "bank_f32"], to=TensorProto.FLOAT))
-        bank_name = _PREFIX + "bank_f32"
-    p = _PREFIX
-    g.node.extend([
-        helper.make_node("MatMul", [p + "x", bank_name], [p + "xb"]),
-        helper.make_node("Add", [p + "xb", p + "bank_sq"], [p + "cross"]),
-        helper.make_node("ReduceMin", [p + "cross"], [p + "cmin"], axes=[2], keepdims=0),
-        helper.make_node("ReduceSumSquare", [p + "x"], [p + "xsq"], axes=[2], keepdims=0),
-        helper.make_node("Add", [p + "cmin", p + "xsq"], [p + "d2"]),
-        helper.make_node("Relu", [p + "d2"], [p + "d2pos"]),
-        helper.make_node("Sqrt", [p + "d2pos"], [p + "dist"]),
-    ])
+        bank = b.op("Cast", [bank], to=TensorProto.FLOAT)
+    cross = b.op("Add", [b.op("MatMul", [x, bank]), b.const(f"l{level}_bank_sq", (used**2).sum(axis=1))])
+    d2 = b.op("Add", [b.op("ReduceMin", [cross], axes=[2], keepdims=0),
+                      b.op("ReduceSumSquare", [x], axes=[2], keepdims=0)])
+    dist = b.op("Sqrt", [b.op("Relu", [d2])])
+    # N x P -> N x 1 x h x w, h and w taken from the embedding
+    shape = b.op("Shape", [emb])
+    i64 = {k: b.const(f"l{level}_i{k}", np.array([k], np.int64)) for k in (0, 1, 2, 4)}
+    n = b.op("Slice", [shape, i64[0], i64[1]])
+    hw = b.op("Slice", [shape, i64[2], i64[4]])
+    return b.op("Reshape", [dist, b.op("Concat", [n, i64[1], hw], axis=0)])
 
 
-def _append_gaussian(g: onnx.GraphProto, head: GaussianHead) -> None:
-    """dist = |W^T (x - mean)| (Mahalanobis distance)."""
-    p = _PREFIX
-    g.initializer.append(_const("g_mean", head.mean.astype(np.float32)))
-    g.initializer.append(_const("g_white", head.whitening.astype(np.float32)))
-    g.node.extend([
-        helper.make_node("Sub", [p + "x", p + "g_mean"], [p + "xc"]),
-        helper.make_node("MatMul", [p + "xc", p + "g_white"], [p + "xw"]),
-        helper.make_node("ReduceSumSquare", [p + "xw"], [p + "d2"], axes=[2], keepdims=0),
-        helper.make_node("Sqrt", [p + "d2"], [p + "dist"]),
-    ])
+def _dims(level: int) -> list[str]:
+    return ["batch", f"c{level}", f"h{level}", f"w{level}"]

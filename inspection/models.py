@@ -6,6 +6,12 @@ load, and every result names ``name@version`` and that hash, so a record proves
 which model judged. Output adapters cover what users bring: Anomalib-style
 exports (image score + anomaly map), classifiers (logits or probabilities) and
 Ultralytics YOLOv8 detection exports (1 x (4+nc) x N, NMS done here).
+
+Inputs reach the model one of four ways (``input.resize``): ``stretch`` to the
+card's size, ``letterbox`` (aspect kept, grey bands), ``tiles`` (overlapping
+crops at native resolution) or ``scale`` (one fixed factor for every photo, so
+a millimetre is the same number of pixels whatever the crop; padded by
+reflection to a multiple of ``input.multiple``; Kipimo-trained models).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import yaml
 from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled, Problem
 from qc.findings import Detection, ModelResult
 
-__all__ = ["LoadedModel", "ModelCard", "ModelOutput", "ModelRegistry", "file_sha256", "load_model"]
+__all__ = ["LoadedModel", "ModelCard", "ModelOutput", "ModelRegistry", "file_sha256", "load_model",
+           "scale_and_pad", "tile_starts"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TASK_FORMATS = {
@@ -59,7 +66,9 @@ class ModelCard:
     labels: tuple[str, ...]
     nms_iou: float
     nms_confidence: float
-    raw: dict[str, Any] = field(compare=False, repr=False)
+    factor: float = 1.0  # resize: scale
+    multiple: int = 32  # resize: scale
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ref(self) -> str:
@@ -90,11 +99,18 @@ class ModelCard:
              f"{fmt!r} does not fit task {task!r}")
         need(inp.get("layout", "NCHW") in ("NCHW", "NHWC"), "input.layout", "must be NCHW or NHWC")
         need(inp.get("color", "rgb") in ("rgb", "bgr", "gray"), "input.color", "rgb, bgr or gray")
-        need(inp.get("resize", "stretch") in ("stretch", "letterbox", "tiles"), "input.resize",
-             "stretch, letterbox or tiles")
+        resize = inp.get("resize", "stretch")
+        need(resize in ("stretch", "letterbox", "tiles", "scale"), "input.resize",
+             "stretch, letterbox, tiles or scale")
         need(str(inp.get("batch", "dynamic")) in ("dynamic", "1"), "input.batch", "dynamic or 1")
-        need(isinstance(inp.get("height"), int) and isinstance(inp.get("width"), int),
-             "input.height/width", "must be integers")
+        if resize == "scale":
+            need(isinstance(inp.get("factor"), int | float) and inp.get("factor", 0) > 0, "input.factor",
+                 "resize: scale needs a factor > 0")
+            need(isinstance(inp.get("multiple"), int) and inp.get("multiple", 0) > 0, "input.multiple",
+                 "resize: scale needs an integer multiple > 0")
+        else:
+            need(isinstance(inp.get("height"), int) and isinstance(inp.get("width"), int),
+                 "input.height/width", "must be integers")
         if task == "anomaly":
             need(bool(out.get("score")), "output.score", "names the image-score output")
         if task in ("classification", "detection"):
@@ -108,14 +124,14 @@ class ModelCard:
         return cls(
             name=name, version=int(doc["version"]), task=str(task), file=str(doc.get("file", "model.onnx")),
             sha256=sha, input_name=str(inp.get("name", "")), layout=inp.get("layout", "NCHW"),
-            height=int(inp["height"]), width=int(inp["width"]), color=inp.get("color", "rgb"),
+            height=int(inp.get("height", 0)), width=int(inp.get("width", 0)), color=inp.get("color", "rgb"),
             scale=float(inp.get("scale", 255.0)), mean=mean, std=std,
             resize=inp.get("resize", "stretch"), batch=str(inp.get("batch", "dynamic")),
             output_format=str(fmt), score_output=out.get("score"), map_output=out.get("map"),
             threshold=None if thr is None else float(thr),
             labels=tuple(str(x) for x in doc.get("labels") or ()),
             nms_iou=float(nms.get("iou", 0.45)), nms_confidence=float(nms.get("confidence", 0.25)),
-            raw=dict(doc),
+            factor=float(inp.get("factor", 1.0)), multiple=int(inp.get("multiple", 32)), raw=dict(doc),
         )
 
 
@@ -143,6 +159,7 @@ class _Geometry:
     sy: float
     pad_x: float = 0.0
     pad_y: float = 0.0
+    valid: tuple[int, int] | None = None  # resize: scale: the unpadded (h, w) of the model input
 
 
 class LoadedModel:
@@ -179,7 +196,11 @@ class LoadedModel:
         th, tw = card.height, card.width
         crops: list[np.ndarray] = []
         geos: list[_Geometry] = []
-        if card.resize == "tiles" and (h > th or w > tw):
+        if card.resize == "scale":
+            padded, (nh, nw) = scale_and_pad(img, card.factor, card.multiple)
+            crops.append(padded)
+            geos.append(_Geometry(0, 0, w / nw, h / nh, valid=(nh, nw)))
+        elif card.resize == "tiles" and (h > th or w > tw):
             ys = tile_starts(h, th)
             xs = tile_starts(w, tw)
             for y in ys:
@@ -250,7 +271,13 @@ class LoadedModel:
         scores = self._output(outs, self.card.score_output).reshape(len(geos), -1)
         score = float(scores.max())  # a defect anywhere (any tile) makes the photo a defect
         amap = None
-        if self.card.map_output:
+        if self.card.resize == "scale" and self.card.map_output:
+            # the reflected padding is not the part: score and map cover the photo only
+            nh, nw = geos[0].valid or (1, 1)
+            m = self._output(outs, self.card.map_output).astype(np.float32)[0, 0, :nh, :nw]
+            score = float(m.max())
+            amap = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        elif self.card.map_output:
             maps = self._output(outs, self.card.map_output).astype(np.float32)
             maps = maps.reshape(len(geos), maps.shape[-2], maps.shape[-1])
             amap = _paste_maps(maps, geos, shape, (self.card.height, self.card.width))
@@ -304,6 +331,26 @@ class LoadedModel:
         return ModelOutput(self._base(score=best.confidence if best else 0.0,
                                       label=best.label if best else None,
                                       threshold=self.card.nms_confidence, detections=tuple(dets)))
+
+
+def scale_and_pad(image: np.ndarray, factor: float, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Resize by ``factor`` (aspect kept), then reflect-pad bottom and right to multiples of ``multiple``.
+
+    Returns the padded image and the (h, w) of the part that is the photo.
+    """
+    h, w = image.shape[:2]
+    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    img = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=interp)
+    ph, pw = -nh % multiple, -nw % multiple
+    if ph or pw:
+        # reflection needs 2 px to reflect; a 1-px strip is replicated instead
+        mode = cv2.BORDER_REFLECT_101 if min(nh, nw) > 1 else cv2.BORDER_REPLICATE
+        while ph or pw:  # one reflection covers at most the image itself
+            sh, sw = min(ph, img.shape[0] - 1) or ph, min(pw, img.shape[1] - 1) or pw
+            img = cv2.copyMakeBorder(img, 0, sh, 0, sw, mode)
+            ph, pw = ph - sh, pw - sw
+    return img, (nh, nw)
 
 
 def tile_starts(size: int, tile: int) -> list[int]:

@@ -14,7 +14,7 @@ from inspection.models import load_model
 from inspection.train import train_anomaly
 from qc.errors import InvalidInput, ModelHashMismatch
 
-SIZE = 96  # small model input keeps the suite fast
+SIZE = 32  # coarsest level 32 px: levels of 32, 64 and 128 px
 
 
 def texture(rng: np.random.Generator, h: int = 96, w: int = 96) -> np.ndarray:
@@ -52,7 +52,7 @@ def data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(data):
-    return train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE, resize="letterbox",
+    return train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE,
                          patches_per_image=64, bank_size=300, threads=1, defect_images=data["defects"])
 
 
@@ -93,8 +93,8 @@ def test_non_square_images(model_dir, data):
 
 
 def test_same_seed_same_bytes(trained, data):
-    again = train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE, resize="letterbox",
-                          patches_per_image=64, bank_size=300, threads=1)
+    again = train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE,
+                          patches_per_image=64, bank_size=300, threads=1, created=trained.card["provenance"]["date"])
     assert again.onnx_bytes == trained.onnx_bytes
 
 
@@ -105,19 +105,16 @@ def test_hash_is_verified_on_load(trained, tmp_path):
         load_model(tmp_path)
 
 
-def test_tiles_mode_on_a_wide_image(data):
-    """resize: tiles keeps native resolution; the 120 x 300 photo is covered by overlapping tiles."""
-    trained = train_anomaly(data["good"], name="synthetic-tiles", version=1, seed=1, size=64, resize="tiles",
-                            patches_per_image=32, bank_size=300, threads=1)
-    assert trained.card["input"]["resize"] == "tiles"
-    folder = data["tmp"] / "tiles"
-    folder.mkdir()
-    (folder / "model.onnx").write_bytes(trained.onnx_bytes)
-    (folder / "card.yaml").write_text(yaml.safe_dump(trained.card), encoding="utf-8")
-    model = load_model(folder)
-    good, bad = (model.run(im) for im in data["wide"])
-    assert good.anomaly_map.shape == (120, 300)
-    assert bad.result.score > good.result.score
+def test_one_scale_for_every_photo(trained, model_dir, data):
+    """resize: scale keeps the aspect ratio: a 120 x 300 photo is scaled, not squashed to a square."""
+    inp = trained.card["input"]
+    assert inp["resize"] == "scale" and inp["multiple"] == 32 * 2**2
+    assert inp["factor"] == pytest.approx(SIZE * 4 / 96)  # coarsest level SIZE px for the 96 px photos
+    model = load_model(model_dir)
+    batch, geos = model.prepare(data["wide"][0])
+    h, w = round(120 * inp["factor"]), round(300 * inp["factor"])
+    assert geos[0].valid == (h, w)
+    assert batch.shape[2] % 128 == 0 and batch.shape[3] % 128 == 0 and batch.shape[3] >= w
 
 
 def test_cli_train_then_score(data, tmp_path):
