@@ -18,7 +18,7 @@ import numpy as np
 from inspection.pipeline import InspectionResult
 from qc.findings import Measurement
 
-__all__ = ["render_overlay", "encode_png"]
+__all__ = ["encode_png", "heat_overlay", "render_overlay"]
 
 GREEN, RED, AMBER, BLUE, WHITE = (40, 170, 40), (30, 30, 220), (0, 160, 240), (200, 120, 0), (255, 255, 255)
 _MAX_SIDE = 1600
@@ -62,10 +62,14 @@ def _text(img: np.ndarray, txt: str, org: tuple[int, int], colour: tuple[int, in
     cv2.putText(img, txt, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
 
 
-def _heat(view: np.ndarray, amap: np.ndarray, threshold: float | None) -> np.ndarray:
+def heat_overlay(view: np.ndarray, amap: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Blend an anomaly map (any size; resized to the view) into a BGR view as a JET heat map."""
     m = cv2.resize(amap, (view.shape[1], view.shape[0]))
-    top = max(float(threshold or 0) * 1.5, float(m.max()), 1e-6)
-    norm = np.clip(m / top, 0, 1)
+    # colour rises from the photo's own typical level (median) to 1.5 x the threshold or the peak:
+    # a uniformly "busy" map stays faint, a spot that stands out is red
+    lo = float(np.median(m))
+    top = max(float(threshold or 0) * 1.5, float(m.max()), lo + 1e-6)
+    norm = np.clip((m - lo) / (top - lo), 0, 1)
     colour = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
     alpha = (0.55 * norm)[..., None]
     return (view * (1 - alpha) + colour * alpha).astype(np.uint8)
@@ -162,7 +166,7 @@ def _checked(feature: str, checks: Sequence[Any]) -> bool:
 def _models_layer(img: np.ndarray, res: InspectionResult) -> np.ndarray:
     for out in res.model_outputs:
         if out.anomaly_map is not None:
-            img = _heat(img, out.anomaly_map, out.result.threshold)
+            img = heat_overlay(img, out.anomaly_map, out.result.threshold)
         if out.result.detections and res.model_view is not None:
             s = img.shape[1] / res.model_view.shape[1]
             for d in out.result.detections:

@@ -25,7 +25,7 @@ from qc.standards import PhotoSlot, Standard
 from service.demo_data import DemoNode
 from service.settings import REPO_ROOT
 
-__all__ = ["DemoPhotos", "dataset_dir"]
+__all__ = ["DemoPhotos", "dataset_dir", "held_out_good_tiles"]
 
 
 def dataset_dir() -> Path | None:
@@ -74,11 +74,22 @@ def _tile_files() -> dict[str, list[Path]]:
     root = dataset_dir()
     if root is None:
         return {}
-    good = sorted((root / "MT_Free" / "Imgs").glob("*.jpg"))
-    # Only the held-out end of the good images, so the demo does not show training data.
-    good = good[int(len(good) * 0.8):]
+    good = held_out_good_tiles()  # never the shipped model's training images
     defect = sorted(p for d in root.glob("MT_*") if d.name != "MT_Free" for p in (d / "Imgs").glob("*.jpg"))
     return {"good": good, "defect": defect} if good and defect else {}
+
+
+def held_out_good_tiles(seed: int = 0) -> list[Path]:
+    """The good tiles of bench/anomaly.py's test split (seeded 80/20 split of MT_Free, the 20 %).
+
+    The shipped magnetic-tile-surface model was trained on the other 80 %.
+    """
+    root = dataset_dir()
+    if root is None:
+        return []
+    files = sorted((root / "MT_Free" / "Imgs").glob("*.jpg"))
+    order = np.random.default_rng(seed).permutation(len(files))
+    return [files[i] for i in sorted(order[: round(0.2 * len(files))])]
 
 
 def _encode(image: np.ndarray, quality: int = 90) -> bytes:

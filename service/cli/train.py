@@ -98,6 +98,7 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
 def score(model_dir: Path, images: tuple[Path, ...], as_json: bool, overlay_dir: Path | None) -> None:
     """Score photos with a model folder (its SHA-256 is verified before it runs)."""
     from inspection.models import load_model  # noqa: PLC0415
+    from inspection.overlay import heat_overlay  # noqa: PLC0415
 
     try:
         model = load_model(model_dir)
@@ -112,9 +113,8 @@ def score(model_dir: Path, images: tuple[Path, ...], as_json: bool, overlay_dir:
                      "threshold": r.threshold})
         if overlay_dir is not None and out.anomaly_map is not None:
             overlay_dir.mkdir(parents=True, exist_ok=True)
-            heat = np.clip(out.anomaly_map / max(1.0, float(out.anomaly_map.max())) * 255, 0, 255)
-            colour = cv2.applyColorMap(heat.astype(np.uint8), cv2.COLORMAP_JET)
-            cv2.imwrite(str(overlay_dir / f"{path.stem}.overlay.png"), cv2.addWeighted(image, 0.6, colour, 0.4, 0))
+            view = heat_overlay(image, out.anomaly_map, r.threshold)  # the same picture as the service's
+            cv2.imwrite(str(overlay_dir / f"{path.stem}.overlay.png"), view)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
