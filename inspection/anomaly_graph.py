@@ -199,7 +199,7 @@ def build_embedding(spec: PyramidSpec, *, backbone: Path | None = None) -> onnx.
     return model
 
 
-def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float = 1.0, blur_sigma: float = 2.0,
+def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float = 1.0, blur_sigma: float = 1.0,
                 level_maps: bool = False, backbone: Path | None = None) -> onnx.ModelProto:
     """The complete anomaly model: image -> ``pred_score``, ``anomaly_map`` (both / threshold).
 
