@@ -251,6 +251,10 @@ def _evaluate_model(check: ModelCheck, result: ModelResult | None, base: dict[st
             return CheckResult(status=CheckStatus.INCONCLUSIVE,
                                message=f"model {check.model} gave no score or threshold", **base)
         ok = result.score < limit
+        if ok and check.review_from is not None and result.score >= check.review_from:
+            return CheckResult(status=CheckStatus.INCONCLUSIVE, value=result.score, upper=limit,
+                               message=f"anomaly score {result.score:.2f} is borderline ({check.review_from:g} "
+                               f"to {limit:g}) — a person must look at the surface", **base)
         return CheckResult(status=CheckStatus.PASS if ok else CheckStatus.FAIL, value=result.score, upper=limit,
                            message=f"anomaly score {result.score:.2f} {'<' if ok else '≥'} {limit:g}"
                            + ("" if ok else " — surface defect suspected"), **base)

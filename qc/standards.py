@@ -156,10 +156,19 @@ class ModelCheck(_Frozen):
     kind: Literal["model"] = "model"
     model: str = Field(pattern=MODEL_REF_PATTERN)
     max_score: float | None = None  # anomaly: pass iff score < max_score (default: model threshold)
+    # anomaly: scores from review_from up to the limit are borderline -> inconclusive (a person looks);
+    # trades review work for fewer escaped defects when the model's recall at its threshold is not enough
+    review_from: float | None = Field(default=None, gt=0)
     accept_labels: tuple[str, ...] = ()  # classification: pass iff top label is one of these
     reject_labels: tuple[str, ...] = ()  # detection: fail on any of these (empty: any detection)
     min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     severity: Severity = Severity.MAJOR
+
+    @model_validator(mode="after")
+    def _review_band_below_limit(self) -> ModelCheck:
+        if self.review_from is not None and self.max_score is not None and self.review_from >= self.max_score:
+            raise ValueError(f"review_from {self.review_from:g} must be below max_score {self.max_score:g}")
+        return self
 
 
 Check = Annotated[DimensionCheck | ModelCheck, Field(discriminator="kind")]

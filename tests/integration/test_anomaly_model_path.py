@@ -45,12 +45,22 @@ def _model_check(body: dict) -> dict:
 
 def test_good_tile_passes_with_the_shipped_model(make_client, seed, ctx, settings):
     model = load_model(MODEL_DIR)
-    # the first held-out good tile the model also finds normal (its false-reject rate is not zero)
-    photo = next(p for p in held_out_good_tiles() if model.run(cv2.imread(str(p))).result.score < 1.0)
+    # the first held-out good tile the model finds clearly normal (below the standard's review band)
+    photo = next(p for p in held_out_good_tiles() if model.run(cv2.imread(str(p))).result.score < 0.9)
     body, _ = _submit(make_client, seed, ctx, settings, photo)
     check = _model_check(body)
     assert check["status"] == "pass" and check["model_sha256"] == model.sha256
     assert body["verdict"] == "pass"
+
+
+def test_borderline_tile_goes_to_review(make_client, seed, ctx, settings):
+    """magnetic-tile v2: scores in [0.9, 1.0) are neither passed nor failed by the model alone."""
+    model = load_model(MODEL_DIR)
+    photo = next(p for p in held_out_good_tiles() if 0.9 <= model.run(cv2.imread(str(p))).result.score < 1.0)
+    body, _ = _submit(make_client, seed, ctx, settings, photo)
+    assert body["standard"]["version"] == 2
+    assert _model_check(body)["status"] == "inconclusive"
+    assert body["verdict"] == "review"
 
 
 def test_defect_is_failed_and_the_heat_map_sits_on_it(make_client, seed, ctx, settings):

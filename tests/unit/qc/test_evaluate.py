@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qc.errors import SubmissionInvalid
+from qc.errors import StandardInvalid, SubmissionInvalid
 from qc.evaluate import CheckStatus, VerdictKind, evaluate, validate_submission
 from qc.findings import Measurement, ModelResult, PhotoFindings, PhotoQuality, QualityMetric
 from qc.standards import parse_standard
@@ -135,6 +135,28 @@ def test_anomaly_score_at_threshold_is_a_defect():
     v = evaluate(STANDARD, GOOD_ANSWERS, {"top": top(models=(at,))})
     assert result(v, "surface").status is CheckStatus.FAIL
     assert v.verdict is VerdictKind.FAIL
+
+
+@pytest.mark.parametrize(("score", "expected"), [
+    (0.89, CheckStatus.PASS), (0.90, CheckStatus.INCONCLUSIVE), (0.99, CheckStatus.INCONCLUSIVE),
+    (1.00, CheckStatus.FAIL),
+])
+def test_anomaly_review_band(score, expected):
+    """review_from: scores in [review_from, threshold) are borderline and go to a person."""
+    std = parse_standard({"product": "p", "name": "P", "version": 1, "photos": [{"id": "a", "prompt": "A", "checks": [
+        {"id": "surface", "kind": "model", "model": "surface@2", "review_from": 0.9, "severity": "critical"}]}]})
+    res = ModelResult(model="surface@2", sha256="cd" * 32, task="anomaly", score=score, threshold=1.0)
+    v = evaluate(std, {}, {"a": PhotoFindings(slot="a", models=(res,))})
+    assert result(v, "surface").status is expected
+    assert v.verdict is {CheckStatus.PASS: VerdictKind.PASS, CheckStatus.INCONCLUSIVE: VerdictKind.REVIEW,
+                         CheckStatus.FAIL: VerdictKind.FAIL}[expected]
+
+
+def test_review_band_must_sit_below_the_limit():
+    with pytest.raises(StandardInvalid) as exc:
+        parse_standard({"product": "p", "name": "P", "version": 1, "photos": [{"id": "a", "prompt": "A", "checks": [
+            {"id": "s", "kind": "model", "model": "s@1", "max_score": 0.8, "review_from": 1.0}]}]})
+    assert "review_from 1 must be below max_score 0.8" in exc.value.problems[0].reason
 
 
 def test_unusable_photo_makes_its_checks_inconclusive_with_the_retake_message():
