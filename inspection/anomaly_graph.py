@@ -6,7 +6,7 @@ locally standardised, then the committed backbone (models/backbones/) runs on
 it at full size and at each halving. Two graphs grow from that:
 
 * the *embedding* graph: pyramid + patch embedding (3x3 local average of the
-  stride-8 and stride-16 feature maps, the coarse one upsampled, concatenated:
+  stride-8 map and the two stride-16 maps, those upsampled, concatenated:
   PatchCore's locally aware patch features), one output per level. Training
   runs it to collect the patches of the good images.
 * the *model* graph: the same with one head per level. A head whitens each
@@ -46,7 +46,7 @@ _P = "kq_"  # prefix of every node and tensor Kipimo adds
 class PyramidSpec:
     """How the image becomes patch embeddings."""
 
-    layers: tuple[str, ...] = ("feat8", "feat16")
+    layers: tuple[str, ...] = ("feat8", "feat16a", "feat16")
     pool: int = 3  # local neighbourhood (PatchCore's aggregation), in feature cells
     levels: int = 3  # full working scale, then each halving
     sigma: float = 16.0  # local standardisation scale, in working pixels of the finest level

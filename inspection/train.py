@@ -9,7 +9,8 @@ measurement on the magnetic-tile bench (bench/anomaly.py, figures in the README)
    (32, 64 and 128 px for that photo), so small defects keep their pixels at
    the fine level and large, faint ones show at the coarse levels.
 2. Inside the graph: local standardisation, then the committed EfficientNet-Lite0
-   backbone and PatchCore's locally aware patch features at each level.
+   backbone and PatchCore's locally aware patch features (all three exported
+   layers: feat8, feat16a, feat16) at each level.
 3. Per level, the patches of a seeded 80 % of the good photos are whitened
    (their own covariance, ridge-regularised) and a greedy coreset of them is
    kept as the memory bank. A patch's anomaly is its distance to the nearest
@@ -182,8 +183,8 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     card.update({
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "training": {
-            "method": "PatchCore-style memory bank (greedy coreset) on whitened EfficientNet-Lite0 feat8+feat16 "
-                      f"patches, {levels}-level pyramid, local standardisation in the graph",
+            "method": "PatchCore-style memory bank (greedy coreset) on whitened EfficientNet-Lite0 "
+                      f"{'+'.join(spec.layers)} patches, {levels}-level pyramid, local standardisation in the graph",
             "seed": seed, "good_images": len(good_images), "fit_images": len(fit_idx),
             "holdout_images": len(hold_idx), "working_size": size, "levels": levels,
             "local_standardisation_sigma_px": spec.sigma, "patches": n_patches, "bank_size": bank_size,
