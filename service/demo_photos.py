@@ -42,6 +42,11 @@ class DemoPhotos:
         self._pool = pool_per_bucket
         self._tiles = _tile_files()
 
+    @property
+    def has_real_tiles(self) -> bool:
+        """Whether the magnetic-tile data set was found (else tiles are a synthetic stand-in)."""
+        return bool(self._tiles)
+
     def __call__(self, standard: Standard, slot: PhotoSlot, node: DemoNode, week: int,
                  rng: np.random.Generator) -> bytes:
         if standard.product == "magnetic-tile":
