@@ -56,8 +56,12 @@ def train() -> None:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model folder to write (model.onnx + card.yaml).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split and coreset.")
+@click.option("--size", default=32, show_default=True, type=click.IntRange(16, 1024),
+              help="Short side (px) of the coarsest pyramid level for the median photo.")
+@click.option("--levels", default=3, show_default=True, type=click.IntRange(1, 4),
+              help="Pyramid levels; each doubles the finest resolution (raise for defects of a few pixels).")
 def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, version: int, out: Path,
-                      seed: int) -> None:
+                      seed: int, size: int, levels: int) -> None:
     """Fit an anomaly model on good photos; score >= 1.0 then means defect."""
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -74,8 +78,9 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
         bar.update(done - bar.n)
 
     try:
-        trained = train_anomaly(good, name=name, version=version, seed=seed, defect_images=defects,
-                                progress=progress, code_version=_code_version(), data=str(good_dir))
+        trained = train_anomaly(good, name=name, version=version, seed=seed, defect_images=defects, size=size,
+                                levels=levels, progress=progress, code_version=_code_version(),
+                                data=str(good_dir))
     except KipimoError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -134,10 +134,11 @@ def test_cli_train_then_score(data, tmp_path):
     out = tmp_path / "m"
     runner = CliRunner()
     res = runner.invoke(cli, ["train", "anomaly", "--good", str(good), "--name", "cli-texture",
-                              "--version", "2", "--out", str(out), "--seed", "5"])
+                              "--version", "2", "--out", str(out), "--seed", "5", "--size", "24", "--levels", "2"])
     assert res.exit_code == 0, res.output
     card = yaml.safe_load((out / "card.yaml").read_text())
     assert (card["name"], card["version"], card["training"]["seed"]) == ("cli-texture", 2, 5)
+    assert (card["training"]["working_size"], card["training"]["levels"], card["input"]["multiple"]) == (24, 2, 64)
     res = runner.invoke(cli, ["score", str(out), str(tmp_path / "bad.png"), str(tmp_path / "ok.png"), "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output[res.output.index("["):])
