@@ -67,8 +67,6 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
 
     from inspection.train import train_anomaly  # noqa: PLC0415
 
-    good = [_read(p) for p in tqdm(_images(good_dir), desc="read good", unit="img")]
-    defects = [_read(p) for p in tqdm(_images(defect_dir), desc="read defects", unit="img")] if defect_dir else None
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -78,6 +76,9 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
         bar.update(done - bar.n)
 
     try:
+        good = [_read(p) for p in tqdm(_images(good_dir), desc="read good", unit="img")]
+        defects = ([_read(p) for p in tqdm(_images(defect_dir), desc="read defects", unit="img")]
+                   if defect_dir else None)
         trained = train_anomaly(good, name=name, version=version, seed=seed, defect_images=defects, size=size,
                                 levels=levels, progress=progress, code_version=_code_version(),
                                 data=str(good_dir))
@@ -111,7 +112,10 @@ def score(model_dir: Path, images: tuple[Path, ...], as_json: bool, overlay_dir:
         raise click.ClickException(str(exc)) from None
     rows = []
     for path in images:
-        image = _read(path)
+        try:
+            image = _read(path)
+        except KipimoError as exc:
+            raise click.ClickException(str(exc)) from None
         out = model.run(image)
         r = out.result
         rows.append({"image": str(path), "score": round(float(r.score), 4), "label": r.label,

@@ -150,3 +150,20 @@ def test_cli_train_then_score(data, tmp_path):
 def test_too_few_good_images_is_refused(data):
     with pytest.raises(InvalidInput, match="at least 3 good images"):
         train_anomaly(data["good"][:2], name="too-few", version=1)
+
+
+def test_cli_refuses_an_unreadable_photo_with_a_message(data, tmp_path):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from service.cli import cli  # noqa: PLC0415
+
+    good = tmp_path / "good"
+    good.mkdir()
+    for i, im in enumerate(data["good"][:3]):
+        cv2.imwrite(str(good / f"g{i}.png"), im)
+    (good / "broken.jpg").write_bytes(b"not an image")
+    res = CliRunner().invoke(cli, ["train", "anomaly", "--good", str(good), "--name", "x", "--version", "1",
+                                   "--out", str(tmp_path / "m")])
+    assert res.exit_code == 1 and "broken.jpg: not a readable image" in res.output
+    assert not (tmp_path / "m").exists()  # nothing half-written
+
