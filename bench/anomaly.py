@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inspection.anomaly_fit import auroc  # noqa: E402
 from inspection.models import load_model  # noqa: E402
 from inspection.train import train_anomaly  # noqa: E402
+from service.demo_photos import good_tile_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = Path(os.environ.get("KIPIMO_MT_DATASET", ROOT.parent / "shared" / "datasets" / "magnetic-tile"))
@@ -50,11 +51,9 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="write model.onnx + card.yaml here")
     args = ap.parse_args()
 
-    _, free = load(args.dataset / "MT_Free")
-    order = np.random.default_rng(args.seed).permutation(len(free))
-    n_test = round(0.2 * len(free))
-    test_good = [free[i] for i in sorted(order[:n_test])]
-    train_good = [free[i] for i in sorted(order[n_test:])]
+    train_files, test_files = good_tile_split(args.dataset, args.seed)  # the demo shows only the test part
+    train_good = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in train_files]
+    test_good = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in test_files]
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
                          check=False).stdout.strip() or "unknown"
     t0 = time.perf_counter()

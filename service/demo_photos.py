@@ -25,7 +25,7 @@ from qc.standards import PhotoSlot, Standard
 from service.demo_data import DemoNode
 from service.settings import REPO_ROOT
 
-__all__ = ["DemoPhotos", "dataset_dir", "held_out_good_tiles"]
+__all__ = ["DemoPhotos", "dataset_dir", "good_tile_split", "held_out_good_tiles"]
 
 
 def dataset_dir() -> Path | None:
@@ -84,17 +84,18 @@ def _tile_files() -> dict[str, list[Path]]:
     return {"good": good, "defect": defect} if good and defect else {}
 
 
-def held_out_good_tiles(seed: int = 0) -> list[Path]:
-    """The good tiles of bench/anomaly.py's test split (seeded 80/20 split of MT_Free, the 20 %).
-
-    The shipped magnetic-tile-surface model was trained on the other 80 %.
-    """
-    root = dataset_dir()
-    if root is None:
-        return []
+def good_tile_split(root: Path, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(train, test) good tiles: the seeded 80/20 split of MT_Free that bench/anomaly.py uses."""
     files = sorted((root / "MT_Free" / "Imgs").glob("*.jpg"))
     order = np.random.default_rng(seed).permutation(len(files))
-    return [files[i] for i in sorted(order[: round(0.2 * len(files))])]
+    n_test = round(0.2 * len(files))
+    return [files[i] for i in sorted(order[n_test:])], [files[i] for i in sorted(order[:n_test])]
+
+
+def held_out_good_tiles(seed: int = 0) -> list[Path]:
+    """The test half of ``good_tile_split``: the shipped magnetic-tile-surface model never saw these."""
+    root = dataset_dir()
+    return [] if root is None else good_tile_split(root, seed)[1]
 
 
 def _encode(image: np.ndarray, quality: int = 90) -> bytes:
