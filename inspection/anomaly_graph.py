@@ -13,9 +13,10 @@ it at full size and at each halving. Two graphs grow from that:
   patch (mean and whitening matrix of the good patches) and takes its distance
   to the nearest patch of a memory bank (coreset of good patches). The level
   maps are smoothed, divided by their typical maximum on held-out good images,
-  brought to the finest grid and averaged, then divided by the calibrated
-  threshold: ``anomaly_map`` (N x 1 x H x W) and ``pred_score`` (its maximum)
-  are >= 1.0 where the model sees a defect (the convention in the model card).
+  and divided by the calibrated threshold (``level_map{l}``). ``pred_score``
+  is the sum of the level maps' maxima and ``anomaly_map`` (N x 1 x H x W)
+  their sum at the finest grid: >= 1.0 means defect (the model card's
+  convention).
 
 Local standardisation (each channel minus its Gaussian-weighted local mean,
 over the local standard deviation) is in the graph, so every node feeds the
@@ -70,7 +71,7 @@ class LevelHead:
     mean: np.ndarray  # C
     whitening: np.ndarray  # C x C
     bank: np.ndarray  # K x C, already whitened
-    scale: float = 1.0  # typical maximum on good images: levels weigh alike in the average
+    scale: float = 1.0  # typical maximum on good images: levels weigh alike in the sum
     fp16: bool = True  # store the bank as float16 (half the file, distances change < 1e-3)
 
 
@@ -200,11 +201,13 @@ def build_embedding(spec: PyramidSpec, *, backbone: Path | None = None) -> onnx.
 
 
 def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float = 1.0, blur_sigma: float = 1.0,
-                level_maps: bool = False, backbone: Path | None = None) -> onnx.ModelProto:
-    """The complete anomaly model: image -> ``pred_score``, ``anomaly_map`` (both / threshold).
+                backbone: Path | None = None) -> onnx.ModelProto:
+    """The complete anomaly model: image -> ``pred_score``, ``anomaly_map``, ``level_map0``.. (all / threshold).
 
-    ``level_maps`` adds each level's smoothed map (before scaling) as ``level_map{l}``: training uses it
-    to measure the levels' typical maxima.
+    ``level_map{l}`` is level l's smoothed distance map over its scale (its typical maximum on held-out
+    good photos). ``pred_score`` is the sum of the level maps' maxima: a defect need only stand out at
+    the level that sees it best. ``anomaly_map`` is the sum of the level maps brought to pixels, so
+    it never exceeds the score and a pixel >= 1.0 means the photo scores >= 1.0.
     """
     if threshold <= 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
@@ -215,25 +218,25 @@ def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float =
     r = kernel.shape[0] // 2
     blur = b.const("blur", kernel[None, None])
     blur_pads = b.const("blur_pads", np.array([0, 0, r, r, 0, 0, r, r], np.int64))
-    combined = None
+    combined = score = None
     outputs = []
     for level, (emb, head) in enumerate(zip(embeddings, heads, strict=True)):
         dist = _nearest_distance(b, emb, head, level)
         smooth = b.op("Conv", [b.op("Pad", [dist, blur_pads], mode="edge"), blur])
-        if level_maps:
-            b.op("Identity", [smooth], f"level_map{level}")
-            outputs.append(helper.make_tensor_value_info(f"level_map{level}", TensorProto.FLOAT, _dims(level)))
         weighted = b.op("Mul", [smooth, b.const(f"l{level}_inv_scale",
-                                                np.array(1.0 / (head.scale * spec.levels), np.float32))])
+                                                np.array(1.0 / (head.scale * threshold), np.float32))],
+                        f"level_map{level}")
+        outputs.append(helper.make_tensor_value_info(weighted, TensorProto.FLOAT, _dims(level)))
+        peak = b.op("ReduceMax", [weighted], axes=[1, 2, 3], keepdims=0)
+        score = peak if score is None else b.op("Add", [score, peak])
         if level:
             up = b.const(f"l{level}_map_up", np.array([1, 1, 2**level, 2**level], np.float32))
             weighted = b.op("Resize", [weighted, "", up], mode="linear")
         combined = weighted if combined is None else b.op("Add", [combined, weighted])
-    assert combined is not None
-    norm = b.op("Mul", [combined, b.const("inv_threshold", np.array(1.0 / threshold, np.float32))])
-    b.op("ReduceMax", [norm], "pred_score", axes=[1, 2, 3], keepdims=0)
+    assert combined is not None and score is not None
+    b.op("Identity", [score], "pred_score")
     up = b.const("map_up", np.array([1, 1, spec.stride, spec.stride], np.float32))
-    b.op("Resize", [norm, "", up], "anomaly_map", mode="linear")
+    b.op("Resize", [combined, "", up], "anomaly_map", mode="linear")
     model.graph.output.extend([
         helper.make_tensor_value_info("pred_score", TensorProto.FLOAT, ["batch"]),
         helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["batch", 1, "H", "W"]),

@@ -68,6 +68,7 @@ class ModelCard:
     nms_confidence: float
     factor: float = 1.0  # resize: scale
     multiple: int = 32  # resize: scale
+    level_outputs: tuple[str, ...] = ()  # anomaly: the score is the sum of these maps' maxima
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -113,6 +114,10 @@ class ModelCard:
                  "input.height/width", "must be integers")
         if task == "anomaly":
             need(bool(out.get("score")), "output.score", "names the image-score output")
+            levels = out.get("levels", [])
+            need(isinstance(levels, list) and all(isinstance(x, str) and x for x in levels), "output.levels",
+                 "must be a list of output names")
+            need(not levels or bool(out.get("map")), "output.levels", "needs output.map (the photo's extent)")
         if task in ("classification", "detection"):
             need(bool(doc.get("labels")), "labels", "class names are required")
         if problems:
@@ -131,7 +136,8 @@ class ModelCard:
             threshold=None if thr is None else float(thr),
             labels=tuple(str(x) for x in doc.get("labels") or ()),
             nms_iou=float(nms.get("iou", 0.45)), nms_confidence=float(nms.get("confidence", 0.25)),
-            factor=float(inp.get("factor", 1.0)), multiple=int(inp.get("multiple", 32)), raw=dict(doc),
+            factor=float(inp.get("factor", 1.0)), multiple=int(inp.get("multiple", 32)),
+            level_outputs=tuple(out.get("levels") or ()) if task == "anomaly" else (), raw=dict(doc),
         )
 
 
@@ -274,8 +280,12 @@ class LoadedModel:
         if self.card.resize == "scale" and self.card.map_output:
             # the reflected padding is not the part: score and map cover the photo only
             nh, nw = geos[0].valid or (1, 1)
-            m = self._output(outs, self.card.map_output).astype(np.float32)[0, 0, :nh, :nw]
+            full = self._output(outs, self.card.map_output)
+            m = full.astype(np.float32)[0, 0, :nh, :nw]
             score = float(m.max())
+            if self.card.level_outputs:
+                score = _sum_of_level_peaks([self._output(outs, n) for n in self.card.level_outputs],
+                                            full.shape[-2:], (nh, nw))
             amap = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
         elif self.card.map_output:
             maps = self._output(outs, self.card.map_output).astype(np.float32)
@@ -358,6 +368,17 @@ def tile_starts(size: int, tile: int) -> list[int]:
         return [0]
     n = int(np.ceil(size / tile))
     return [round(i * (size - tile) / (n - 1)) for i in range(n)]
+
+
+def _sum_of_level_peaks(levels: list[np.ndarray], full: tuple[int, ...], valid: tuple[int, int]) -> float:
+    """Sum over pyramid levels of each map's maximum over the cells that cover the photo (not the padding)."""
+    total = 0.0
+    for m in levels:
+        h, w = m.shape[-2:]
+        vh = max(1, -(-valid[0] * h // full[0]))
+        vw = max(1, -(-valid[1] * w // full[1]))
+        total += float(m[0, 0, :vh, :vw].max())
+    return total
 
 
 def _paste_maps(maps: np.ndarray, geos: list[_Geometry], shape: tuple[int, int],

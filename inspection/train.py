@@ -15,8 +15,12 @@ measurement on the magnetic-tile bench (bench/anomaly.py, figures in the README)
    (their own covariance, ridge-regularised) and a greedy coreset of them is
    kept as the memory bank. A patch's anomaly is its distance to the nearest
    bank patch.
-4. The held-out 20 % set each level's weight (its typical maximum) and then
-   the threshold, baked into the graph so that ``score >= 1.0`` means defect.
+4. A photo's score is the sum over levels of each level map's maximum, each
+   divided by its typical maximum on the held-out 20 % (so a defect need only
+   stand out at the level that sees it best; measured against the maximum of
+   the averaged maps: AUROC +0.002 to +0.004 on each of three bench splits).
+   The threshold, from the same held-out photos, is baked into the graph so
+   that ``score >= 1.0`` means defect.
 
 Preprocessing is exactly the runner's (``LoadedModel.prepare``), so training
 sees what inference sees. The same seed gives the same ONNX bytes.
@@ -115,7 +119,8 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     card: dict[str, Any] = {
         "name": name, "version": int(version), "task": "anomaly", "file": "model.onnx",
         "input": _input_card(factor, spec),
-        "output": {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map"},
+        "output": {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map",
+                   "levels": [f"level_map{level}" for level in range(levels)]},
         "threshold": 1.0, "labels": [],
     }
     fit_idx, hold_idx = split_holdout(len(good_images), holdout, seed)
@@ -150,7 +155,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
 
     # 3. held-out good photos: each level's typical maximum, then the threshold
     hold_imgs = [good_images[i] for i in hold_idx]
-    probe = _runner(card, build_model(spec, heads, level_maps=True), threads)
+    probe = _runner(card, build_model(spec, heads), threads)  # scale 1: level maps are raw distances
     maxima = np.zeros((len(hold_imgs), levels))
     for n, im in enumerate(hold_imgs):
         batch, geos = probe.prepare(im)
@@ -184,7 +189,8 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "training": {
             "method": "PatchCore-style memory bank (greedy coreset) on whitened EfficientNet-Lite0 "
-                      f"{'+'.join(spec.layers)} patches, {levels}-level pyramid, local standardisation in the graph",
+                      f"{'+'.join(spec.layers)} patches, {levels}-level pyramid, local standardisation in the graph, "
+                      "score = sum of the level maps' peaks",
             "seed": seed, "good_images": len(good_images), "fit_images": len(fit_idx),
             "holdout_images": len(hold_idx), "working_size": size, "levels": levels,
             "local_standardisation_sigma_px": spec.sigma, "patches": n_patches, "bank_size": bank_size,

@@ -111,6 +111,50 @@ def test_anomaly_tiles_take_the_worst_tile(tmp_path: Path) -> None:
     assert out.anomaly_map[10, 10] == pytest.approx(20 / 255, abs=1e-3)
 
 
+def _two_level_model() -> onnx.ModelProto:
+    """Scale-mode anomaly model: level maps = channel mean average-pooled by 8 and by 16 (of 0-255 input)."""
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    outs = [helper.make_tensor_value_info("pred_score", TensorProto.FLOAT, ["N"])]
+    outs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 1, f"h{n}", f"w{n}"])
+             for n in ("anomaly_map", "level_map0", "level_map1")]
+    axes1 = helper.make_tensor("axes1", TensorProto.INT64, [1], [1])
+    axes123 = helper.make_tensor("axes123", TensorProto.INT64, [3], [1, 2, 3])
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes1"], ["anomaly_map"], keepdims=1),
+        helper.make_node("AveragePool", ["anomaly_map"], ["level_map0"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("AveragePool", ["anomaly_map"], ["level_map1"], kernel_shape=[16, 16], strides=[16, 16]),
+        helper.make_node("ReduceMax", ["anomaly_map", "axes123"], ["pred_score"], keepdims=0),
+    ]
+    graph = helper.make_graph(nodes, "levels", [x], outs, initializer=[axes1, axes123])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_anomaly_levels_score_is_the_sum_of_their_peaks_over_the_photo(tmp_path: Path) -> None:
+    card = {"name": "toy-levels", "version": 1, "task": "anomaly",
+            "input": {"name": "image", "layout": "NCHW", "color": "rgb", "scale": 1.0, "mean": [0, 0, 0],
+                      "std": [1, 1, 1], "resize": "scale", "factor": 1.0, "multiple": 32},
+            "output": {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map",
+                       "levels": ["level_map0", "level_map1"]},
+            "threshold": 100.0}
+    model = load_model(_save(_two_level_model(), tmp_path / "l", card))
+    img = np.zeros((40, 40, 3), np.uint8)  # padded to 64 x 64 (bottom and right)
+    img[0:8, 0:8] = 200  # fills one 8-px cell; a quarter of one 16-px cell
+    out = model.run(img)
+    # level 0 peak 200 (the whole cell) + level 1 peak 200 * 64 / 256 = 50; the graph's own
+    # pred_score (the map's maximum, 200) is not what the card asks for
+    assert out.result.score == pytest.approx(250.0, abs=1e-3)
+    assert out.result.label == "defect"
+    assert out.anomaly_map is not None and out.anomaly_map.shape == (40, 40)
+
+
+def test_anomaly_levels_need_a_map_to_know_the_photo(tmp_path: Path) -> None:
+    card = _anomaly_card("letterbox", 32)
+    card["output"] = {"format": "anomaly-score-map", "score": "pred_score", "levels": "level_map0"}
+    with pytest.raises(ModelError) as err:
+        load_model(_save(_anomaly_model(32), tmp_path / "bad", card))
+    assert "output.levels" in str(err.value.problems)
+
+
 def test_classifier_adapter_softmaxes_logits_in_rgb_order(tmp_path: Path) -> None:
     card = {
         "name": "toy-cls", "version": 3, "task": "classification",

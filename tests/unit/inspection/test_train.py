@@ -67,7 +67,8 @@ def model_dir(trained, tmp_path_factory):
 def test_card_follows_the_contract(trained, data):
     card = trained.card
     assert card["task"] == "anomaly" and card["threshold"] == 1.0
-    assert card["output"] == {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map"}
+    assert card["output"] == {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map",
+                              "levels": ["level_map0", "level_map1", "level_map2"]}
     assert card["sha256"] == hashlib.sha256(trained.onnx_bytes).hexdigest()
     assert card["training"]["good_images"] == len(data["good"])
     assert len(set(card["training"]["image_sha256"])) == len(data["good"])
@@ -90,6 +91,23 @@ def test_non_square_images(model_dir, data):
     assert good.anomaly_map.shape == (120, 300)
     assert bad.result.score > good.result.score
     assert bad.result.label == "defect"
+
+
+def test_score_is_the_sum_of_the_level_peaks_inside_the_photo(model_dir, data):
+    """Read the level maps straight from ONNX Runtime and add their peaks over the photo's cells."""
+    model = load_model(model_dir)
+    image = data["wide"][1]
+    batch, geos = model.prepare(image)
+    names = [o.name for o in model.session.get_outputs()]
+    outs = dict(zip(names, model.session.run(None, {"image": batch}), strict=True))
+    nh, nw = geos[0].valid
+    expected = 0.0
+    for level in range(3):
+        cell = 8 * 2**level  # stride-8 features, halved per level
+        expected += float(outs[f"level_map{level}"][0, 0, : -(-nh // cell), : -(-nw // cell)].max())
+    out = model.run(image)
+    assert out.result.score == pytest.approx(expected, rel=1e-6)
+    assert out.anomaly_map.max() <= out.result.score + 1e-5  # the map (sum of level maps) never exceeds it
 
 
 def test_same_seed_same_bytes(trained, data):
