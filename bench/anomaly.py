@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32, help="short side (px) of the coarsest pyramid level")
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--ppi", type=int, default=400, help="patches sampled per image and level")
-    ap.add_argument("--bank", type=int, default=4000)
+    ap.add_argument("--bank", type=int, default=2000)
     ap.add_argument("--save", type=Path, default=None, help="write model.onnx + card.yaml here")
     args = ap.parse_args()
 

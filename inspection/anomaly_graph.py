@@ -3,20 +3,22 @@
 A Kipimo anomaly model looks at a photo through a small *pyramid*: the image
 (raw 0-255 RGB, already brought to the model's working scale by the runner) is
 locally standardised, then the committed backbone (models/backbones/) runs on
-it at full size and at each halving. Two graphs grow from that:
+it at full size and at each halving (the octave levels), and on the coarse
+levels of two slightly rescaled copies (x0.875 and x1.125, the jittered views:
+cheap, and they even out where the few coarse feature cells fall on the part).
+Two graphs grow from that:
 
 * the *embedding* graph: pyramid + patch embedding (3x3 local average of the
   stride-8 map and the two stride-16 maps, those upsampled, concatenated:
-  PatchCore's locally aware patch features), one output per level. Training
+  PatchCore's locally aware patch features), one output per view. Training
   runs it to collect the patches of the good images.
-* the *model* graph: the same with one head per level. A head whitens each
+* the *model* graph: the same with one head per view. A head whitens each
   patch (mean and whitening matrix of the good patches) and takes its distance
-  to the nearest patch of a memory bank (coreset of good patches). The level
+  to the nearest patch of a memory bank (coreset of good patches). The view
   maps are smoothed, divided by their typical maximum on held-out good images,
-  and divided by the calibrated threshold (``level_map{l}``). ``pred_score``
-  is the sum of the level maps' maxima and ``anomaly_map`` (N x 1 x H x W)
-  their sum at the finest grid: >= 1.0 means defect (the model card's
-  convention).
+  and divided by the calibrated threshold (``level_map{v}``). ``pred_score``
+  is the sum of the view maps' maxima (>= 1.0 means defect, the model card's
+  convention); ``anomaly_map`` (N x 1 x H x W) shows where, in the same units.
 
 Local standardisation (each channel minus its Gaussian-weighted local mean,
 over the local standard deviation) is in the graph, so every node feeds the
@@ -53,10 +55,25 @@ class PyramidSpec:
     sigma: float = 16.0  # local standardisation scale, in working pixels of the finest level
     gain: float = 40.0  # standardised value -> grey levels around 128
     eps: float = 25.0  # added to the local variance (grey levels^2): flat areas are not amplified
+    # extra pyramids at these scales of the working scale, for the coarse levels only: their
+    # few feature cells fall differently on the part, and the sum of peaks evens that out
+    jitter: tuple[float, ...] = (0.875, 1.125)
+    jitter_levels: tuple[int, ...] = (1, 2)
 
     @property
     def stride(self) -> int:
         return min(_STRIDES[name] for name in self.layers)
+
+    def views(self) -> list[tuple[float, int]]:
+        """(scale of the view's image relative to the working scale, octave level) per head: the
+        octave levels first, then the jittered ones."""
+        octaves = [(0.5**level, level) for level in range(self.levels)]
+        return octaves + [(r * 0.5**level, level) for r in self.jitter for level in self.jitter_levels
+                          if 0 < level < self.levels]
+
+    def cells(self) -> list[float]:
+        """Input pixels per map cell, per view (the runner finds the photo's cells with it)."""
+        return [self.stride / scale for scale, _ in self.views()]
 
     @property
     def multiple(self) -> int:
@@ -173,8 +190,20 @@ def _embedding(b: _Builder, feats: dict[str, str], spec: PyramidSpec, level: int
     return b.op("Concat", parts, axis=1)
 
 
+def _pad_to(b: _Builder, x: str, multiple: int, tag: str) -> str:
+    """Pad height and width up to a multiple, bottom and right, by reflection like the runner's padding
+    (mirrored context at the photo's border measured better than repeated edge pixels). The input is at
+    least 128 px (``multiple``), so every padded map is wider than its padding, as reflection needs."""
+    hw = b.op("Slice", [b.op("Shape", [x]), b.const(f"{tag}_i2", np.array([2], np.int64)),
+                        b.const(f"{tag}_i4", np.array([4], np.int64))])
+    m = b.const(f"{tag}_mult", np.array([multiple], np.int64))
+    extra = b.op("Mod", [b.op("Sub", [m, b.op("Mod", [hw, m])]), m])
+    pads = b.op("Concat", [b.const(f"{tag}_zeros", np.zeros(6, np.int64)), extra], axis=0)
+    return b.op("Pad", [x, pads], mode="reflect")
+
+
 def _start(spec: PyramidSpec, backbone: Path | None) -> tuple[onnx.ModelProto, _Builder, list[str]]:
-    """A fresh model holding the backbone weights, the image input and one embedding per level."""
+    """A fresh model holding the backbone weights, the image input and one embedding per view."""
     bb = _load_backbone(backbone)
     graph = helper.make_graph([], "kipimo-anomaly",
                               [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "H", "W"])],
@@ -183,15 +212,30 @@ def _start(spec: PyramidSpec, backbone: Path | None) -> tuple[onnx.ModelProto, _
     b = _Builder(model.graph)
     x = _standardise(b, "image", spec)
     embeddings = []
+    octaves = []
     for level in range(spec.levels):
         if level:
             x = b.op("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2])
+        octaves.append(x)
         embeddings.append(_embedding(b, _backbone_copy(b, bb, x, level), spec, level))
+    for r in spec.jitter:
+        wanted = [level for level in spec.jitter_levels if 0 < level < spec.levels]
+        if not wanted:
+            continue
+        # the working-scale image rescaled by r, then halved like the octaves
+        y = b.op("Resize", [octaves[0], "", b.const(f"jitter{r}", np.array([1, 1, r, r], np.float32))],
+                 mode="linear")
+        for level in range(1, max(wanted) + 1):
+            y = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
+            if level in wanted:
+                view = len(embeddings)
+                padded = _pad_to(b, y, 32, f"v{view}")  # the backbone's coarsest stride
+                embeddings.append(_embedding(b, _backbone_copy(b, bb, padded, view), spec, view))
     return model, b, embeddings
 
 
 def build_embedding(spec: PyramidSpec, *, backbone: Path | None = None) -> onnx.ModelProto:
-    """Pyramid + patch embedding; outputs ``embedding0``.. (N x C x H/(stride 2^l) x W/(stride 2^l))."""
+    """Pyramid + patch embedding; outputs ``embedding{v}`` (N x C x h x w) per view (``spec.views()``)."""
     model, b, embeddings = _start(spec, backbone)
     for level, e in enumerate(embeddings):
         b.op("Identity", [e], f"embedding{level}")
@@ -204,15 +248,16 @@ def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float =
                 backbone: Path | None = None) -> onnx.ModelProto:
     """The complete anomaly model: image -> ``pred_score``, ``anomaly_map``, ``level_map0``.. (all / threshold).
 
-    ``level_map{l}`` is level l's smoothed distance map over its scale (its typical maximum on held-out
-    good photos). ``pred_score`` is the sum of the level maps' maxima: a defect need only stand out at
-    the level that sees it best. ``anomaly_map`` is the sum of the level maps brought to pixels, so
-    it never exceeds the score and a pixel >= 1.0 means the photo scores >= 1.0.
+    ``level_map{v}`` is view v's smoothed distance map over its scale (its typical maximum on held-out
+    good photos); the views are the octave levels, then the jittered coarse levels (``spec.views``).
+    ``pred_score`` is the sum of the views' maxima: a defect need only stand out where it is seen
+    best. ``anomaly_map`` is the sum of the octave levels' maps at pixel resolution, times
+    views / octave levels, so it reads in the score's units (equal to it where all views peak at one spot).
     """
     if threshold <= 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
-    if len(heads) != spec.levels:
-        raise ValueError(f"{spec.levels} levels need {spec.levels} heads, got {len(heads)}")
+    if len(heads) != len(spec.views()):
+        raise ValueError(f"{len(spec.views())} pyramid views need as many heads, got {len(heads)}")
     model, b, embeddings = _start(spec, backbone)
     kernel = gaussian_kernel(blur_sigma)
     r = kernel.shape[0] // 2
@@ -229,12 +274,16 @@ def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float =
         outputs.append(helper.make_tensor_value_info(weighted, TensorProto.FLOAT, _dims(level)))
         peak = b.op("ReduceMax", [weighted], axes=[1, 2, 3], keepdims=0)
         score = peak if score is None else b.op("Add", [score, peak])
+        if level >= spec.levels:  # jittered views add to the score only; the map shows the octaves
+            continue
         if level:
             up = b.const(f"l{level}_map_up", np.array([1, 1, 2**level, 2**level], np.float32))
             weighted = b.op("Resize", [weighted, "", up], mode="linear")
         combined = weighted if combined is None else b.op("Add", [combined, weighted])
     assert combined is not None and score is not None
     b.op("Identity", [score], "pred_score")
+    # in the score's units: where every view peaks at one spot the map's peak is the score
+    combined = b.op("Mul", [combined, b.const("map_units", np.array(len(heads) / spec.levels, np.float32))])
     up = b.const("map_up", np.array([1, 1, spec.stride, spec.stride], np.float32))
     b.op("Resize", [combined, "", up], "anomaly_map", mode="linear")
     model.graph.output.extend([

@@ -17,6 +17,7 @@ reflection to a multiple of ``input.multiple``; Kipimo-trained models).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled, Problem
 from qc.findings import Detection, ModelResult
 
 __all__ = ["LoadedModel", "ModelCard", "ModelOutput", "ModelRegistry", "file_sha256", "load_model",
-           "scale_and_pad", "tile_starts"]
+           "photo_cells", "scale_and_pad", "tile_starts"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TASK_FORMATS = {
@@ -68,7 +69,7 @@ class ModelCard:
     nms_confidence: float
     factor: float = 1.0  # resize: scale
     multiple: int = 32  # resize: scale
-    level_outputs: tuple[str, ...] = ()  # anomaly: the score is the sum of these maps' maxima
+    level_outputs: tuple[tuple[str, float], ...] = ()  # anomaly: (map, input px per cell); score = sum of peaks
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -115,8 +116,10 @@ class ModelCard:
         if task == "anomaly":
             need(bool(out.get("score")), "output.score", "names the image-score output")
             levels = out.get("levels", [])
-            need(isinstance(levels, list) and all(isinstance(x, str) and x for x in levels), "output.levels",
-                 "must be a list of output names")
+            need(isinstance(levels, list) and all(
+                isinstance(x, dict) and isinstance(x.get("map"), str) and isinstance(x.get("cell"), int | float)
+                and x["cell"] > 0 for x in levels), "output.levels",
+                "must be a list of {map: output name, cell: input pixels per map cell > 0}")
             need(not levels or bool(out.get("map")), "output.levels", "needs output.map (the photo's extent)")
         if task in ("classification", "detection"):
             need(bool(doc.get("labels")), "labels", "class names are required")
@@ -137,7 +140,8 @@ class ModelCard:
             labels=tuple(str(x) for x in doc.get("labels") or ()),
             nms_iou=float(nms.get("iou", 0.45)), nms_confidence=float(nms.get("confidence", 0.25)),
             factor=float(inp.get("factor", 1.0)), multiple=int(inp.get("multiple", 32)),
-            level_outputs=tuple(out.get("levels") or ()) if task == "anomaly" else (), raw=dict(doc),
+            level_outputs=tuple((str(x["map"]), float(x["cell"])) for x in out.get("levels") or ())
+            if task == "anomaly" else (), raw=dict(doc),
         )
 
 
@@ -280,12 +284,11 @@ class LoadedModel:
         if self.card.resize == "scale" and self.card.map_output:
             # the reflected padding is not the part: score and map cover the photo only
             nh, nw = geos[0].valid or (1, 1)
-            full = self._output(outs, self.card.map_output)
-            m = full.astype(np.float32)[0, 0, :nh, :nw]
+            m = self._output(outs, self.card.map_output).astype(np.float32)[0, 0, :nh, :nw]
             score = float(m.max())
-            if self.card.level_outputs:
-                score = _sum_of_level_peaks([self._output(outs, n) for n in self.card.level_outputs],
-                                            full.shape[-2:], (nh, nw))
+            if self.card.level_outputs:  # Kipimo pyramids: the sum of each view's peak over the photo
+                score = sum(_photo_peak(self._output(outs, name), (nh, nw), cell)
+                            for name, cell in self.card.level_outputs)
             amap = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
         elif self.card.map_output:
             maps = self._output(outs, self.card.map_output).astype(np.float32)
@@ -370,15 +373,15 @@ def tile_starts(size: int, tile: int) -> list[int]:
     return [round(i * (size - tile) / (n - 1)) for i in range(n)]
 
 
-def _sum_of_level_peaks(levels: list[np.ndarray], full: tuple[int, ...], valid: tuple[int, int]) -> float:
-    """Sum over pyramid levels of each map's maximum over the cells that cover the photo (not the padding)."""
-    total = 0.0
-    for m in levels:
-        h, w = m.shape[-2:]
-        vh = max(1, -(-valid[0] * h // full[0]))
-        vw = max(1, -(-valid[1] * w // full[1]))
-        total += float(m[0, 0, :vh, :vw].max())
-    return total
+def photo_cells(valid: tuple[int, int] | None, cell: float) -> tuple[int, int]:
+    """Rows and columns of a feature map that cover the photo (``valid`` input pixels, ``cell`` px per cell)."""
+    nh, nw = valid or (1, 1)
+    return max(1, math.ceil(nh / cell - 1e-6)), max(1, math.ceil(nw / cell - 1e-6))
+
+
+def _photo_peak(level_map: np.ndarray, valid: tuple[int, int], cell: float) -> float:
+    vh, vw = photo_cells(valid, cell)
+    return float(level_map[0, 0, :vh, :vw].max())
 
 
 def _paste_maps(maps: np.ndarray, geos: list[_Geometry], shape: tuple[int, int],

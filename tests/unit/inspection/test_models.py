@@ -134,7 +134,7 @@ def test_anomaly_levels_score_is_the_sum_of_their_peaks_over_the_photo(tmp_path:
             "input": {"name": "image", "layout": "NCHW", "color": "rgb", "scale": 1.0, "mean": [0, 0, 0],
                       "std": [1, 1, 1], "resize": "scale", "factor": 1.0, "multiple": 32},
             "output": {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map",
-                       "levels": ["level_map0", "level_map1"]},
+                       "levels": [{"map": "level_map0", "cell": 8}, {"map": "level_map1", "cell": 16}]},
             "threshold": 100.0}
     model = load_model(_save(_two_level_model(), tmp_path / "l", card))
     img = np.zeros((40, 40, 3), np.uint8)  # padded to 64 x 64 (bottom and right)
@@ -147,9 +147,9 @@ def test_anomaly_levels_score_is_the_sum_of_their_peaks_over_the_photo(tmp_path:
     assert out.anomaly_map is not None and out.anomaly_map.shape == (40, 40)
 
 
-def test_anomaly_levels_need_a_map_to_know_the_photo(tmp_path: Path) -> None:
+def test_anomaly_levels_need_a_map_and_their_cell_size(tmp_path: Path) -> None:
     card = _anomaly_card("letterbox", 32)
-    card["output"] = {"format": "anomaly-score-map", "score": "pred_score", "levels": "level_map0"}
+    card["output"] = {"format": "anomaly-score-map", "score": "pred_score", "levels": [{"map": "level_map0"}]}
     with pytest.raises(ModelError) as err:
         load_model(_save(_anomaly_model(32), tmp_path / "bad", card))
     assert "output.levels" in str(err.value.problems)

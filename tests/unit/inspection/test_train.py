@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import cv2
 import numpy as np
@@ -67,8 +68,12 @@ def model_dir(trained, tmp_path_factory):
 def test_card_follows_the_contract(trained, data):
     card = trained.card
     assert card["task"] == "anomaly" and card["threshold"] == 1.0
-    assert card["output"] == {"format": "anomaly-score-map", "score": "pred_score", "map": "anomaly_map",
-                              "levels": ["level_map0", "level_map1", "level_map2"]}
+    out = card["output"]
+    assert (out["format"], out["score"], out["map"]) == ("anomaly-score-map", "pred_score", "anomaly_map")
+    # three octave levels (stride 8 at 1, 1/2, 1/4 of the working scale), then the coarse two at x0.875, x1.125
+    assert [v["cell"] for v in out["levels"]] == pytest.approx(
+        [8, 16, 32, 16 / 0.875, 32 / 0.875, 16 / 1.125, 32 / 1.125], rel=1e-5)
+    assert [v["map"] for v in out["levels"]] == [f"level_map{v}" for v in range(7)]
     assert card["sha256"] == hashlib.sha256(trained.onnx_bytes).hexdigest()
     assert card["training"]["good_images"] == len(data["good"])
     assert len(set(card["training"]["image_sha256"])) == len(data["good"])
@@ -102,12 +107,13 @@ def test_score_is_the_sum_of_the_level_peaks_inside_the_photo(model_dir, data):
     outs = dict(zip(names, model.session.run(None, {"image": batch}), strict=True))
     nh, nw = geos[0].valid
     expected = 0.0
-    for level in range(3):
-        cell = 8 * 2**level  # stride-8 features, halved per level
-        expected += float(outs[f"level_map{level}"][0, 0, : -(-nh // cell), : -(-nw // cell)].max())
+    for view in model.card.raw["output"]["levels"]:
+        cell = view["cell"]
+        rows, cols = math.ceil(nh / cell - 1e-6), math.ceil(nw / cell - 1e-6)
+        expected += float(outs[view["map"]][0, 0, :rows, :cols].max())
     out = model.run(image)
     assert out.result.score == pytest.approx(expected, rel=1e-6)
-    assert out.anomaly_map.max() <= out.result.score + 1e-5  # the map (sum of level maps) never exceeds it
+    assert 0 < out.anomaly_map.max() <= out.result.score * 7 / 3  # octave sum in score units
 
 
 def test_same_seed_same_bytes(trained, data):
