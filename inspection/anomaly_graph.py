@@ -64,16 +64,15 @@ class PyramidSpec:
     def stride(self) -> int:
         return min(_STRIDES[name] for name in self.layers)
 
-    def views(self) -> list[tuple[float, int]]:
-        """(scale of the view's image relative to the working scale, octave level) per head: the
-        octave levels first, then the jittered ones."""
-        octaves = [(0.5**level, level) for level in range(self.levels)]
-        return octaves + [(r * 0.5**level, level) for r in self.jitter for level in self.jitter_levels
-                          if 0 < level < self.levels]
+    def views(self) -> list[float]:
+        """Scale of each view's image relative to the working scale, one head each: the octave
+        levels first, then the jittered ones (the order of ``_start``)."""
+        return [0.5**level for level in range(self.levels)] + [
+            r * 0.5**level for r in self.jitter for level in self.jitter_levels if 0 < level < self.levels]
 
     def cells(self) -> list[float]:
         """Input pixels per map cell, per view (the runner finds the photo's cells with it)."""
-        return [self.stride / scale for scale, _ in self.views()]
+        return [self.stride / scale for scale in self.views()]
 
     @property
     def multiple(self) -> int:
@@ -88,7 +87,7 @@ class LevelHead:
     mean: np.ndarray  # C
     whitening: np.ndarray  # C x C
     bank: np.ndarray  # K x C, already whitened
-    scale: float = 1.0  # typical maximum on good images: levels weigh alike in the sum
+    scale: float = 1.0  # typical maximum on good images: views weigh alike in the sum
     fp16: bool = True  # store the bank as float16 (half the file, distances change < 1e-3)
 
 
@@ -192,8 +191,8 @@ def _embedding(b: _Builder, feats: dict[str, str], spec: PyramidSpec, level: int
 
 def _pad_to(b: _Builder, x: str, multiple: int, tag: str) -> str:
     """Pad height and width up to a multiple, bottom and right, by reflection like the runner's padding
-    (mirrored context at the photo's border measured better than repeated edge pixels). The input is at
-    least 128 px (``multiple``), so every padded map is wider than its padding, as reflection needs."""
+    (mirrored context at the photo's border). The model input is at least ``spec.multiple`` (>= 64 px
+    wherever there are coarse levels), so a map is always wider than its padding, as reflection needs."""
     hw = b.op("Slice", [b.op("Shape", [x]), b.const(f"{tag}_i2", np.array([2], np.int64)),
                         b.const(f"{tag}_i4", np.array([4], np.int64))])
     m = b.const(f"{tag}_mult", np.array([multiple], np.int64))

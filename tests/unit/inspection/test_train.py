@@ -116,6 +116,19 @@ def test_score_is_the_sum_of_the_level_peaks_inside_the_photo(model_dir, data):
     assert 0 < out.anomaly_map.max() <= out.result.score * 7 / 3  # octave sum in score units
 
 
+@pytest.mark.parametrize("levels", [1, 2])
+def test_shallower_pyramids_still_flag_the_scratch(data, tmp_path, levels):
+    """One level has no coarse views to jitter; two levels jitter only level 1 (smallest input 64 px)."""
+    trained = train_anomaly(data["good"], name="shallow", version=1, seed=1, size=SIZE * 2, levels=levels,
+                            patches_per_image=64, bank_size=200, threads=1)
+    assert len(trained.card["output"]["levels"]) == {1: 1, 2: 4}[levels]
+    (tmp_path / "model.onnx").write_bytes(trained.onnx_bytes)
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(trained.card), encoding="utf-8")
+    model = load_model(tmp_path)
+    good, bad = (model.run(im).result.score for im in data["wide"])
+    assert bad > good and bad >= 1.0
+
+
 def test_same_seed_same_bytes(trained, data):
     again = train_anomaly(data["good"], name="synthetic-texture", version=1, seed=3, size=SIZE,
                           patches_per_image=64, bank_size=300, threads=1, created=trained.card["provenance"]["date"])
