@@ -164,9 +164,9 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
         for view, cell in enumerate(cells):
             vh, vw = photo_cells(geos[0].valid, cell)
             maxima[n, view] = outs[f"level_map{view}"][0, 0, :vh, :vw].max()
-    heads = [replace(h, scale=float(max(maxima[:, view].mean(), 1e-6))) for view, h in enumerate(heads)]
-    raw_model = _runner(card, build_model(spec, heads), threads)
-    hold_raw = np.array([raw_model.run(im).result.score for im in hold_imgs])
+    scales = np.maximum(maxima.mean(axis=0), 1e-6)
+    heads = [replace(h, scale=float(scale)) for h, scale in zip(heads, scales, strict=True)]
+    hold_raw = (maxima / scales).sum(axis=1)  # the runner's score (sum of view peaks), without a second pass
     if progress is not None:
         progress("calibrate", 1, 1)
     threshold = calibrate_threshold(hold_raw)
@@ -182,7 +182,8 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
         "train_seconds": round(train_s, 1),
     }
     if defect_images:
-        d = np.array([raw_model.run(im).result.score for im in defect_images]) / threshold
+        model = _runner(card, build_model(spec, heads, threshold=threshold), threads)
+        d = np.array([model.run(im).result.score for im in defect_images])
         validation.update(defect_images=len(defect_images), auroc=round(auroc(hold, d), 4),
                           recall_at_threshold=round(float(np.mean(d >= 1.0)), 4))
     card.update({
