@@ -33,7 +33,7 @@ from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled, Problem
 from qc.findings import Detection, ModelResult
 
 __all__ = ["LoadedModel", "ModelCard", "ModelOutput", "ModelRegistry", "file_sha256", "load_model",
-           "photo_cells", "scale_and_pad", "tile_starts"]
+           "photo_cells", "photo_peak", "scale_and_pad", "tile_starts"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TASK_FORMATS = {
@@ -285,10 +285,11 @@ class LoadedModel:
             # the reflected padding is not the part: score and map cover the photo only
             nh, nw = geos[0].valid or (1, 1)
             m = self._output(outs, self.card.map_output).astype(np.float32)[0, 0, :nh, :nw]
-            score = float(m.max())
             if self.card.level_outputs:  # Kipimo pyramids: the sum of each view's peak over the photo
-                score = sum(_photo_peak(self._output(outs, name), (nh, nw), cell)
+                score = sum(photo_peak(self._output(outs, name), (nh, nw), cell)
                             for name, cell in self.card.level_outputs)
+            else:
+                score = float(m.max())
             amap = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
         elif self.card.map_output:
             maps = self._output(outs, self.card.map_output).astype(np.float32)
@@ -379,7 +380,8 @@ def photo_cells(valid: tuple[int, int] | None, cell: float) -> tuple[int, int]:
     return max(1, math.ceil(nh / cell - 1e-6)), max(1, math.ceil(nw / cell - 1e-6))
 
 
-def _photo_peak(level_map: np.ndarray, valid: tuple[int, int], cell: float) -> float:
+def photo_peak(level_map: np.ndarray, valid: tuple[int, int] | None, cell: float) -> float:
+    """Maximum of a 1 x 1 x h x w map over the cells that cover the photo."""
     vh, vw = photo_cells(valid, cell)
     return float(level_map[0, 0, :vh, :vw].max())
 

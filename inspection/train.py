@@ -46,7 +46,7 @@ import onnxruntime as ort
 
 from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, split_holdout, whitening
 from inspection.anomaly_graph import LevelHead, PyramidSpec, build_embedding, build_model
-from inspection.models import LoadedModel, ModelCard, photo_cells
+from inspection.models import LoadedModel, ModelCard, photo_cells, photo_peak
 from qc.errors import InvalidInput
 
 __all__ = ["TrainedModel", "image_sha256", "train_anomaly"]
@@ -161,9 +161,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
         batch, geos = probe.prepare(im)
         outs = dict(zip([o.name for o in probe.session.get_outputs()], probe.session.run(None, {"image": batch}),
                         strict=True))
-        for view, cell in enumerate(cells):
-            vh, vw = photo_cells(geos[0].valid, cell)
-            maxima[n, view] = outs[f"level_map{view}"][0, 0, :vh, :vw].max()
+        maxima[n] = [photo_peak(outs[f"level_map{view}"], geos[0].valid, cell) for view, cell in enumerate(cells)]
     scales = np.maximum(maxima.mean(axis=0), 1e-6)
     heads = [replace(h, scale=float(scale)) for h, scale in zip(heads, scales, strict=True)]
     hold_raw = (maxima / scales).sum(axis=1)  # the runner's score (sum of view peaks), without a second pass
