@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--ppi", type=int, default=400, help="patches sampled per image and level")
     ap.add_argument("--bank", type=int, default=2000)
+    ap.add_argument("--dims", type=int, default=96, help="whitened principal directions kept")
     ap.add_argument("--save", type=Path, default=None, help="write model.onnx + card.yaml here")
     args = ap.parse_args()
 
@@ -58,7 +59,7 @@ def main() -> None:
                          check=False).stdout.strip() or "unknown"
     t0 = time.perf_counter()
     trained = train_anomaly(train_good, name="magnetic-tile-surface", version=1, seed=args.seed,
-                            size=args.size, bank_size=args.bank, levels=args.levels,
+                            size=args.size, bank_size=args.bank, levels=args.levels, dims=args.dims,
                             patches_per_image=args.ppi, code_version=rev,
                             data=f"magnetic-tile MT_Free, seeded 80 % train split (seed {args.seed})")
     train_s = time.perf_counter() - t0

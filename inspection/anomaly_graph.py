@@ -68,7 +68,7 @@ class PyramidSpec:
         """Scale of each view's image relative to the working scale, one head each: the octave
         levels first, then the jittered ones (the order of ``_start``)."""
         return [0.5**level for level in range(self.levels)] + [
-            r * 0.5**level for r in self.jitter for level in self.jitter_levels if 0 < level < self.levels]
+            r * 0.5**level for r in self.jitter for level in self.jitter_levels if level < self.levels]
 
     def cells(self) -> list[float]:
         """Input pixels per map cell, per view (the runner finds the photo's cells with it)."""
@@ -238,14 +238,15 @@ def _start(spec: PyramidSpec, backbone: Path | None) -> tuple[onnx.ModelProto, _
         octaves.append(x)
         embeddings.append(_embedding(b, _backbone_copy(b, bb, x, level), spec, level))
     for r in spec.jitter:
-        wanted = [level for level in spec.jitter_levels if 0 < level < spec.levels]
+        wanted = [level for level in spec.jitter_levels if level < spec.levels]
         if not wanted:
             continue
         # the working-scale image rescaled by r, then halved like the octaves
         y = b.op("Resize", [octaves[0], "", b.const(f"jitter{r}", np.array([1, 1, r, r], np.float32))],
                  mode="linear")
-        for level in range(1, max(wanted) + 1):
-            y = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
+        for level in range(max(wanted) + 1):
+            if level:
+                y = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
             if level in wanted:
                 view = len(embeddings)
                 padded = _pad_to(b, y, 32, f"v{view}")  # the backbone's coarsest stride
@@ -316,7 +317,7 @@ def build_model(spec: PyramidSpec, heads: list[LevelHead], *, threshold: float =
 
 def _nearest_distance(b: _Builder, emb: str, head: LevelHead, level: int) -> str:
     """N x C x h x w embedding -> N x 1 x h x w distance of each whitened patch to its nearest bank patch."""
-    channels = head.bank.shape[1]
+    channels = head.mean.shape[0]  # embedding channels (the bank may keep fewer whitened dims)
     x = b.op("Reshape", [b.op("Transpose", [emb], perm=[0, 2, 3, 1]),
                          b.const(f"l{level}_rows", np.array([0, -1, channels], np.int64))])
     x = b.op("MatMul", [b.op("Sub", [x, b.const(f"l{level}_mean", head.mean.astype(np.float32))]),

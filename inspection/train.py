@@ -90,13 +90,15 @@ def _runner(card: dict[str, Any], model: onnx.ModelProto, threads: int) -> Loade
 
 def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, seed: int = 0,
                   defect_images: list[np.ndarray] | None = None, progress: Progress | None = None,
-                  size: int = 32, levels: int = 3, patches_per_image: int = 400, bank_size: int = 2000,
+                  size: int = 32, levels: int = 3, patches_per_image: int = 400, bank_size: int = 2000, dims: int = 96,
                   holdout: float = 0.2, threads: int = 2, code_version: str = "unknown",
                   data: str = "", created: str | None = None) -> TrainedModel:
     """Fit, calibrate and export an anomaly model from good (and optionally defect) images.
 
     ``size``: short side, in pixels, of the coarsest pyramid level for the median training photo;
     each further level doubles it (raise ``levels`` when defects are only a few pixels at that scale).
+    ``dims``: principal directions of the whitened patch features kept for the nearest-neighbour
+    distance (of the backbone's 232).
     ``defect_images`` are never used for fitting or the threshold, only to report validation
     AUROC and recall in the card.
     """
@@ -104,6 +106,8 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
         raise InvalidInput(f"need at least 3 good images (fit + held-out calibration), got {len(good_images)}")
     if not 16 <= size <= 1024:
         raise InvalidInput(f"size must be between 16 and 1024 px, got {size}")
+    if dims < 1:
+        raise InvalidInput(f"dims must be at least 1, got {dims}")
     if not 1 <= levels <= 4:
         raise InvalidInput(f"levels must be between 1 and 4, got {levels}")
     bad = [i for i, im in enumerate(good_images)
@@ -146,7 +150,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     for view, pool in enumerate(pools):
         patches = np.concatenate(pool)
         n_patches.append(len(patches))
-        mean, white = whitening(patches)
+        mean, white = whitening(patches, dims=dims)
         z = ((patches - mean) @ white).astype(np.float32)
         k = min(bank_size, len(z))
         step = None if progress is None else _counter(progress, f"coreset view {view}", k)
@@ -193,6 +197,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
             "seed": seed, "good_images": len(good_images), "fit_images": len(fit_idx),
             "holdout_images": len(hold_idx), "working_size": size, "levels": levels,
             "local_standardisation_sigma_px": spec.sigma, "patches": n_patches, "bank_size": bank_size,
+            "whitened_dims": int(heads[0].bank.shape[1]),
             "view_scales": [round(h.scale, 6) for h in heads],
             "image_sha256": [image_sha256(im) for im in good_images],
         },
