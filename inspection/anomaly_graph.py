@@ -13,7 +13,8 @@ Two graphs grow from that:
   PatchCore's locally aware patch features), one output per view. Training
   runs it to collect the patches of the good images.
 * the *model* graph: the same with one head per view. A head whitens each
-  patch (mean and whitening matrix of the good patches) and takes its distance
+  patch (mean and whitening matrix of the good patches, possibly keeping only
+  their principal directions) and takes its distance
   to the nearest patch of a memory bank (coreset of good patches). The view
   maps are smoothed, divided by their typical maximum on held-out good images,
   and divided by the calibrated threshold (``level_map{v}``). ``pred_score``
@@ -94,8 +95,8 @@ class LevelHead:
     """Whitened nearest-neighbour distance to a memory bank of good patches, for one pyramid level."""
 
     mean: np.ndarray  # C
-    whitening: np.ndarray  # C x C
-    bank: np.ndarray  # K x C, already whitened
+    whitening: np.ndarray  # C x D (D <= C: the principal directions kept)
+    bank: np.ndarray  # K x D, already whitened
     scale: float = 1.0  # typical maximum on good images: views weigh alike in the sum
     fp16: bool = True  # store the bank as float16 (half the file, distances change < 1e-3)
 

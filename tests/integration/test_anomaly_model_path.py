@@ -22,7 +22,7 @@ from service.demo_photos import dataset_dir, held_out_good_tiles
 from service.settings import REPO_ROOT
 from tests.integration.support import auth, record, upload
 
-MODEL_DIR = REPO_ROOT / "models" / "magnetic-tile-surface"
+MODEL_DIR = REPO_ROOT / "models" / "magnetic-tile-surface-2"  # the one the current standard (v3) names
 DATASET = dataset_dir()
 pytestmark = pytest.mark.skipif(DATASET is None, reason="magnetic-tile data set not available")
 
@@ -54,11 +54,11 @@ def test_good_tile_passes_with_the_shipped_model(make_client, seed, ctx, setting
 
 
 def test_borderline_tile_goes_to_review(make_client, seed, ctx, settings):
-    """magnetic-tile v2: scores in [0.9, 1.0) are neither passed nor failed by the model alone."""
+    """magnetic-tile v3 (review band since v2): scores in [0.9, 1.0) are neither passed nor failed by the model alone."""
     model = load_model(MODEL_DIR)
     photo = next(p for p in held_out_good_tiles() if 0.9 <= model.run(cv2.imread(str(p))).result.score < 1.0)
     body, _ = _submit(make_client, seed, ctx, settings, photo)
-    assert body["standard"]["version"] == 2
+    assert body["standard"]["version"] == 3
     assert _model_check(body)["status"] == "inconclusive"
     assert body["verdict"] == "review"
 

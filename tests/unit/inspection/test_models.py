@@ -13,6 +13,9 @@ from onnx import TensorProto, helper
 
 from inspection.models import ModelRegistry, load_model
 from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled
+from qc.standards import ModelCheck
+from service.checklists import load_shipped_standards
+from service.settings import REPO_ROOT
 
 
 def _save(model: onnx.ModelProto, folder: Path, card: dict, *, wrong_hash: bool = False) -> Path:
@@ -270,3 +273,14 @@ def test_gray_nhwc_probabilities_model(tmp_path: Path) -> None:
     r = m.run(np.full((16, 16), 51, np.uint8)).result  # grey image, 51/255 = 0.2
     assert dict(r.probabilities) == pytest.approx({"bright": 0.2, "dark": 0.8}, abs=1e-5)
     assert r.label == "dark" and r.score == pytest.approx(0.8, abs=1e-5)
+
+
+def test_every_model_a_shipped_standard_names_is_installed_and_intact() -> None:
+    """A model version, once a released standard names it, stays in models/ byte for byte (hash-checked)."""
+    registry = ModelRegistry(REPO_ROOT / "models")
+    named = {c.model for s in load_shipped_standards(REPO_ROOT / "checklists") for p in s.photos for c in p.checks
+             if isinstance(c, ModelCheck)}
+    assert {"magnetic-tile-surface@1", "magnetic-tile-surface@2"} <= named
+    for ref in sorted(named):
+        model = registry.get(ref)  # raises on a missing folder or a changed file
+        assert model.ref == ref
