@@ -54,7 +54,7 @@ def test_good_tile_passes_with_the_shipped_model(make_client, seed, ctx, setting
 
 
 def test_borderline_tile_goes_to_review(make_client, seed, ctx, settings):
-    """magnetic-tile v3 (review band since v2): scores in [0.9, 1.0) are neither passed nor failed by the model alone."""
+    """magnetic-tile v3 (band since v2): scores in [0.9, 1.0) are neither passed nor failed by the model alone."""
     model = load_model(MODEL_DIR)
     photo = next(p for p in held_out_good_tiles() if 0.9 <= model.run(cv2.imread(str(p))).result.score < 1.0)
     body, _ = _submit(make_client, seed, ctx, settings, photo)
