@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--ppi", type=int, default=400, help="patches sampled per image and level")
     ap.add_argument("--bank", type=int, default=2000)
     ap.add_argument("--dims", type=int, default=96, help="whitened principal directions kept")
-    ap.add_argument("--review-from", type=float, default=0.9, help="review band's lower edge (standard v2)")
+    ap.add_argument("--review-from", type=float, default=0.9, help="review band's lower edge (magnetic-tile: 0.9)")
     ap.add_argument("--save", type=Path, default=None, help="write model.onnx + card.yaml here")
     ap.add_argument("--version", type=int, default=2, help="model version written in the card")
     args = ap.parse_args()

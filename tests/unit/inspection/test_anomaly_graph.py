@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from inspection.anomaly_graph import _MEAN, _STD, PyramidSpec, _Builder, _standardise
+from inspection.anomaly_graph import _MEAN, _STD, PyramidSpec, _Builder, _standardise, build_embedding
 
 
 def standardised(image: np.ndarray, spec: PyramidSpec) -> np.ndarray:
@@ -58,3 +58,15 @@ def test_standardisation_removes_slow_illumination_changes():
     inner = (slice(16, -16), slice(16, -16))
     assert np.abs(standardised(flat, spec) - standardised(lit, spec))[inner].mean() < 2.0
     assert np.abs(flat - lit)[inner].mean() > 20.0  # the raw photos differ a lot
+
+
+def test_every_view_has_the_map_size_its_scale_promises():
+    """Octave levels, then jittered views (level 0 included when asked), each a stride-8 map of its image."""
+    spec = PyramidSpec(levels=2, jitter=(1.125,), jitter_levels=(0, 1))
+    assert spec.views() == [1.0, 0.5, 1.125, 0.5625]
+    session = ort.InferenceSession(build_embedding(spec).SerializeToString(), providers=["CPUExecutionProvider"])
+    h, w = 128, 192  # a multiple of spec.multiple (64)
+    outs = session.run(None, {"image": np.full((1, 3, h, w), 128, np.float32)})
+    # worked by hand, stride-8 cells: the octaves 128 x 192 and 64 x 96 px; the jittered image
+    # 144 x 216 px padded to the backbone's stride 32 (160 x 224), and its half 72 x 108 (96 x 128)
+    assert [o.shape[2:] for o in outs] == [(16, 24), (8, 12), (20, 28), (12, 16)]
