@@ -1,4 +1,4 @@
-"""The anomaly graph's local standardisation, checked against OpenCV's full-resolution Gaussian."""
+"""The anomaly graph: local standardisation (against OpenCV's full-resolution Gaussian) and view map sizes."""
 
 from __future__ import annotations
 
