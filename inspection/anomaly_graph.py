@@ -39,7 +39,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 __all__ = ["BACKBONE_PATH", "LevelHead", "PyramidSpec", "build_embedding", "build_model", "gaussian_kernel"]
 
-BACKBONE_PATH = Path(__file__).resolve().parent.parent / "models" / "backbones" / "efficientnet-lite0-features.onnx"
+# EfficientNet-Lite2 (exported by scripts/export_backbone.py); Lite0 beside it built magnetic-tile-surface@1
+BACKBONE_PATH = Path(__file__).resolve().parent.parent / "models" / "backbones" / "efficientnet-lite2-features.onnx"
 _STRIDES = {"feat8": 8, "feat16a": 16, "feat16": 16}
 _MEAN = (0.485, 0.456, 0.406)  # ImageNet, as the backbone was trained
 _STD = (0.229, 0.224, 0.225)

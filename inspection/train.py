@@ -12,14 +12,14 @@ measurement on the magnetic-tile bench (bench/anomaly.py, figures in the README)
    coarse level has only a few feature cells across the part, and where they
    fall changes its verdict; the extra views cost 40 % more backbone time and
    raised the bench AUROC on all three splits (+0.003 to +0.006).
-2. Inside the graph: local standardisation, then the committed EfficientNet-Lite0
+2. Inside the graph: local standardisation, then the committed EfficientNet-Lite2
    backbone and PatchCore's locally aware patch features (all three exported
    layers: feat8, feat16a, feat16) for each view.
 3. Per view, the patches of a seeded 80 % of the good photos are whitened
    (their own covariance, ridge-regularised; only the 96 principal directions
-   of largest variance of the backbone's 232 are kept: the rest added noise,
-   and dropping them raised the bench AUROC on four of five splits and cut
-   inference by a quarter) and a greedy coreset of them (2000) is kept as the
+   of largest variance of the backbone's 256 are kept: the rest added noise;
+   measured with Lite0, whose 232 they cut to 96, it raised the bench AUROC on
+   four of five splits and cut inference by a quarter) and a greedy coreset of them (2000) is kept as the
    memory bank. A patch's anomaly is its distance to the nearest bank patch.
 4. A photo's score is the sum over views of each view map's maximum, each
    divided by its typical maximum on the held-out 20 % (so a defect need only
@@ -47,7 +47,7 @@ import onnx
 import onnxruntime as ort
 
 from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, split_holdout, whitening
-from inspection.anomaly_graph import LevelHead, PyramidSpec, build_embedding, build_model
+from inspection.anomaly_graph import BACKBONE_PATH, LevelHead, PyramidSpec, build_embedding, build_model
 from inspection.models import LoadedModel, ModelCard, photo_cells, photo_peak
 from qc.errors import InvalidInput
 
@@ -100,7 +100,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     ``size``: short side, in pixels, of the coarsest pyramid level for the median training photo;
     each further level doubles it (raise ``levels`` when defects are only a few pixels at that scale).
     ``dims``: principal directions of the whitened patch features kept for the nearest-neighbour
-    distance (of the backbone's 232).
+    distance (of the backbone's 256).
     ``defect_images`` are never used for fitting or the threshold, only to report validation
     AUROC and recall in the card.
     """
@@ -193,7 +193,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     card.update({
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "training": {
-            "method": "PatchCore-style memory bank (greedy coreset) on whitened EfficientNet-Lite0 "
+            "method": "PatchCore-style memory bank (greedy coreset) on whitened EfficientNet-Lite2 "
                       f"{'+'.join(spec.layers)} patches, {levels}-level pyramid + coarse levels at x{spec.jitter}, "
                       "local standardisation in the graph, score = sum of the views' peaks",
             "seed": seed, "good_images": len(good_images), "fit_images": len(fit_idx),
@@ -205,7 +205,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
         },
         "provenance": {"data": data, "date": created or datetime.now(UTC).isoformat(timespec="seconds"),
                        "code_version": code_version,
-                       "backbone": "models/backbones/efficientnet-lite0-features.onnx (Apache-2.0)",
+                       "backbone": f"models/backbones/{BACKBONE_PATH.name} (Apache-2.0)",
                        "licence": "Apache-2.0"},
         "validation": validation,
     })
