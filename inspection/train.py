@@ -46,7 +46,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, split_holdout, whitening
+from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, outliers, split_holdout, whitening
 from inspection.anomaly_graph import BACKBONE_PATH, LevelHead, PyramidSpec, build_embedding, build_model
 from inspection.models import LoadedModel, ModelCard, photo_cells, photo_peak
 from qc.errors import InvalidInput
@@ -61,6 +61,7 @@ class TrainedModel:
     onnx_bytes: bytes
     card: dict[str, Any]
     holdout_scores: tuple[float, ...] = field(default=())  # normalised (threshold 1.0)
+    suspects: tuple[int, ...] = field(default=())  # good_images indices of held-out photos far above the rest
 
 
 def image_sha256(image: np.ndarray) -> str:
@@ -178,8 +179,12 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     train_s = time.perf_counter() - start
 
     hold = hold_raw / threshold
+    odd = outliers(hold_raw)  # held-out "good" photos far above the rest: a person should look at them
+    suspects = tuple(int(hold_idx[j]) for j in odd)
     validation: dict[str, Any] = {
         "holdout_good": len(hold_idx),
+        "holdout_suspects": [{"image_sha256": image_sha256(good_images[hold_idx[j]]), "score": round(float(hold[j]), 4)}
+                             for j in odd],
         "holdout_false_reject_rate": float(np.mean(hold >= 1.0)),
         "holdout_max_score": round(float(hold.max()), 4),
         "raw_threshold": round(threshold, 6),
@@ -209,7 +214,8 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
                        "licence": "Apache-2.0"},
         "validation": validation,
     })
-    return TrainedModel(onnx_bytes=onnx_bytes, card=card, holdout_scores=tuple(float(s) for s in hold))
+    return TrainedModel(onnx_bytes=onnx_bytes, card=card, holdout_scores=tuple(float(s) for s in hold),
+                        suspects=suspects)
 
 
 def _counter(progress: Progress, stage: str, total: int) -> Callable[[int], None]:

@@ -76,7 +76,8 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
         bar.update(done - bar.n)
 
     try:
-        good = [_read(p) for p in tqdm(_images(good_dir), desc="read good", unit="img")]
+        good_files = _images(good_dir)
+        good = [_read(p) for p in tqdm(good_files, desc="read good", unit="img")]
         defects = ([_read(p) for p in tqdm(_images(defect_dir), desc="read defects", unit="img")]
                    if defect_dir else None)
         trained = train_anomaly(good, name=name, version=version, seed=seed, defect_images=defects, size=size,
@@ -92,7 +93,10 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
     (out / "card.yaml").write_text(yaml.safe_dump(trained.card, sort_keys=False), encoding="utf-8")
     v = trained.card["validation"]
     click.echo(f"wrote {out}/model.onnx ({len(trained.onnx_bytes) / 1e6:.1f} MB) and card.yaml")
-    click.echo("validation: " + ", ".join(f"{k}={val}" for k, val in v.items()))
+    click.echo("validation: " + ", ".join(f"{k}={val}" for k, val in v.items() if k != "holdout_suspects"))
+    for i in trained.suspects:
+        click.echo(f"warning: held-out good photo {good_files[i]} scores far above the other held-out photos and "
+                   "lifts the threshold; if it is not a good part, remove it and train again", err=True)
 
 
 @cli.command("score")

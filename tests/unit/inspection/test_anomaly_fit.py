@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, split_holdout, whitening
+from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, outliers, split_holdout, whitening
 
 
 def correlated(n: int = 4000, dim: int = 6, seed: int = 0) -> np.ndarray:
@@ -80,3 +80,13 @@ def test_holdout_split_is_seeded_and_disjoint():
     assert np.array_equal(hold, split_holdout(50, 0.2, seed=4)[1])
     with pytest.raises(ValueError):
         split_holdout(2, 0.2, seed=0)
+
+
+def test_outliers_are_the_scores_far_above_a_robust_lognormal_fit():
+    rng = np.random.default_rng(5)
+    scores = np.exp(rng.normal(2.0, 0.05, 150))
+    assert outliers(scores).size == 0  # a clean log-normal sample of 150: nothing beyond 1 in 1000
+    odd = scores.copy()
+    odd[[10, 99]] = [np.exp(2.5), np.exp(2.8)]  # 10 and 16 sd above: a defect among the good photos
+    assert outliers(odd).tolist() == [99, 10]  # highest first
+    assert outliers(np.ones(5)).size == 0  # no spread: nothing stands out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from inspection.anomaly_fit import auroc
+from inspection.anomaly_fit import auroc, split_holdout
 from inspection.models import load_model
 from inspection.train import train_anomaly
 from qc.errors import InvalidInput, ModelHashMismatch
@@ -204,3 +204,25 @@ def test_cli_refuses_an_unreadable_photo_with_a_message(data, tmp_path):
     assert res.exit_code == 1 and "broken.jpg: not a readable image" in res.output
     assert not (tmp_path / "m").exists()  # nothing half-written
 
+
+
+def test_cli_names_a_defect_hidden_among_the_held_out_good_photos(data, tmp_path):
+    """One scratched part in the good folder, held out for calibration: the trainer says which file it is."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from service.cli import cli  # noqa: PLC0415
+
+    good = tmp_path / "good"
+    good.mkdir()
+    rng = np.random.default_rng(11)
+    photos = [texture(rng) for _ in range(60)]  # 12 held out: enough to see one stand out
+    hidden = int(split_holdout(len(photos), 0.2, 5)[1][0])  # the trainer's own held-out draw for seed 5
+    for i, im in enumerate(photos):
+        cv2.imwrite(str(good / f"g{i:02d}.png"), data["defects"][0] if i == hidden else im)
+    res = CliRunner().invoke(cli, ["train", "anomaly", "--good", str(good), "--name", "with-a-stray", "--version", "1",
+                                   "--out", str(tmp_path / "m"), "--seed", "5", "--size", "24", "--levels", "2"])
+    assert res.exit_code == 0, res.output
+    assert f"held-out good photo {good / f'g{hidden:02d}.png'} scores far above" in res.output
+    card = yaml.safe_load((tmp_path / "m" / "card.yaml").read_text())
+    (suspect,) = card["validation"]["holdout_suspects"]
+    assert suspect["image_sha256"] == card["training"]["image_sha256"][hidden] and suspect["score"] >= 0.99
