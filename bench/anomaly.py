@@ -56,6 +56,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.save is not None and len(args.seed) > 1:
         ap.error("--save takes one --seed")
+    args.code_version = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                       cwd=ROOT, check=False).stdout.strip() or "unknown"
     results = []
     for seed in args.seed:
         if len(args.seed) > 1:
@@ -80,12 +82,10 @@ def run_split(args: argparse.Namespace, seed: int) -> dict:
     train_files, test_files = good_tile_split(args.dataset, seed)  # the demo shows only the test part
     train_good = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in train_files]
     test_good = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in test_files]
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                         check=False).stdout.strip() or "unknown"
     t0 = time.perf_counter()
     trained = train_anomaly(train_good, name="magnetic-tile-surface", version=args.version, seed=seed,
                             size=args.size, bank_size=args.bank, levels=args.levels, dims=args.dims,
-                            patches_per_image=args.ppi, code_version=rev,
+                            patches_per_image=args.ppi, code_version=args.code_version,
                             data=f"magnetic-tile MT_Free, seeded 80 % train split (seed {seed})")
     train_s = time.perf_counter() - t0
     print(f"training: {len(train_good)} good images, {train_s:.1f} s, model {len(trained.onnx_bytes) / 1e6:.1f} MB")

@@ -157,10 +157,10 @@ def _standardise(b: _Builder, image: str, spec: PyramidSpec) -> str:
         padded = b.op("Pad", [x, pads], mode="edge")
         return b.op("Conv", [b.op("Conv", [padded, kx], group=3), ky], group=3)
 
-    scales = b.const("lsd_up", np.array([1, 1, f, f], np.float32))
+    scales = b.const("lsd_up", np.array([1, 1, f, f], np.float32)) if f > 1 else ""
 
     def up(x: str) -> str:
-        return x if f == 1 else b.op("Resize", [x, "", scales], mode="linear")
+        return b.op("Resize", [x, "", scales], mode="linear") if scales else x
 
     mu = blur(image)
     var = b.op("Relu", [b.op("Sub", [blur(b.op("Mul", [image, image])), b.op("Mul", [mu, mu])])])

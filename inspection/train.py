@@ -18,9 +18,10 @@ measurement on the magnetic-tile bench (bench/anomaly.py, figures in the README)
 3. Per view, the patches of a seeded 80 % of the good photos are whitened
    (their own covariance, ridge-regularised; only the 96 principal directions
    of largest variance of the backbone's 256 are kept: the rest added noise;
-   measured with Lite0, whose 232 they cut to 96, it raised the bench AUROC on
-   four of five splits and cut inference by a quarter) and a greedy coreset of them (2000) is kept as the
-   memory bank. A patch's anomaly is its distance to the nearest bank patch.
+   measured with Lite0, whose 232 they cut to 96, it raised the bench AUROC
+   on four of five splits and cut inference by a quarter) and a greedy
+   coreset of them (2000) is kept as the memory bank. A patch's anomaly is
+   its distance to the nearest bank patch.
 4. A photo's score is the sum over views of each view map's maximum, each
    divided by its typical maximum on the held-out 20 % (so a defect need only
    stand out where it is seen best; measured against the maximum of the
@@ -175,23 +176,24 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     if progress is not None:
         progress("calibrate", 1, 1)
     threshold = calibrate_threshold(hold_raw)
-    onnx_bytes = build_model(spec, heads, threshold=threshold).SerializeToString()
+    final = build_model(spec, heads, threshold=threshold)
+    onnx_bytes = final.SerializeToString()
     train_s = time.perf_counter() - start
 
+    hashes = [image_sha256(im) for im in good_images]
     hold = hold_raw / threshold
     odd = outliers(hold_raw)  # held-out "good" photos far above the rest: a person should look at them
     suspects = tuple(int(hold_idx[j]) for j in odd)
     validation: dict[str, Any] = {
         "holdout_good": len(hold_idx),
-        "holdout_suspects": [{"image_sha256": image_sha256(good_images[hold_idx[j]]), "score": round(float(hold[j]), 4)}
-                             for j in odd],
+        "holdout_suspects": [{"image_sha256": hashes[hold_idx[j]], "score": round(float(hold[j]), 4)} for j in odd],
         "holdout_false_reject_rate": float(np.mean(hold >= 1.0)),
         "holdout_max_score": round(float(hold.max()), 4),
         "raw_threshold": round(threshold, 6),
         "train_seconds": round(train_s, 1),
     }
     if defect_images:
-        model = _runner(card, build_model(spec, heads, threshold=threshold), threads)
+        model = _runner(card, final, threads)
         d = np.array([model.run(im).result.score for im in defect_images])
         validation.update(defect_images=len(defect_images), auroc=round(auroc(hold, d), 4),
                           recall_at_threshold=round(float(np.mean(d >= 1.0)), 4))
@@ -206,7 +208,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
             "local_standardisation_sigma_px": spec.sigma, "patches": n_patches, "bank_size": bank_size,
             "whitened_dims": int(heads[0].bank.shape[1]),
             "view_scales": [round(h.scale, 6) for h in heads],
-            "image_sha256": [image_sha256(im) for im in good_images],
+            "image_sha256": hashes,
         },
         "provenance": {"data": data, "date": created or datetime.now(UTC).isoformat(timespec="seconds"),
                        "code_version": code_version,
