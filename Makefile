@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/qc demo
+	$(BIN)/python -m demo
 
 # The browser tests need Debian's chromium; install it when we may (root + apt).
 chromium:

@@ -4,7 +4,7 @@ Per back end (SQLite, and PostgreSQL when a URL is given or KIPIMO_TEST_POSTGRES
 
 1. a fresh, migrated database gets ``--records`` synthetic records across 20
    nodes, 10 products and 2 years, bulk-loaded (``executemany`` / ``COPY``,
-   ``service.synthetic``), not through the API;
+   ``demo.bulk``), not through the API;
 2. each endpoint is called through the real app (``create_app`` + HTTP client, a
    manager token), with the default 26-week window:
    ``cold`` = first call with the app's query cache empty,
@@ -40,9 +40,9 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from service import analytics as q  # noqa: E402
-from service.db import open_database, upgrade_database  # noqa: E402
-from service.synthetic import Shift, SyntheticPlan, load_synthetic, synthetic_standards  # noqa: E402
+from demo.bulk import Shift, SyntheticPlan, load_synthetic, synthetic_standards  # noqa: E402
+from service.core import analytics as q  # noqa: E402
+from service.storage.db import open_database, upgrade_database  # noqa: E402
 
 NODES = [f"node-{i:02d}" for i in range(20)]
 PRODUCT = "bench-part-01"
@@ -80,7 +80,7 @@ def _floor_sql(session: Any, filters: q.Filters, now: dt.datetime) -> dict[str, 
         where, params = q._where(session, r)  # noqa: SLF001
         return q.MEASURE_SQL.format(week=week, where=where), {**params, "check": check}
 
-    from service.insights import LOT_RESULTS_SQL, LOT_UNITS_SQL  # noqa: PLC0415
+    from service.core.insights import LOT_RESULTS_SQL, LOT_UNITS_SQL  # noqa: PLC0415
 
     lot = [(LOT_UNITS_SQL, {"lot": 1, "limit": 1000}), (LOT_RESULTS_SQL, {"lot": 1})]
     measures = [measure(r_p, "length"), measure(r_p, "hole")]
@@ -121,9 +121,9 @@ PATHS = {
 def run_backend(url: str, records: int, repeat: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient  # noqa: PLC0415
 
-    from service.app import create_app  # noqa: PLC0415
-    from service.auth import create_token  # noqa: PLC0415
-    from service.deps import open_context  # noqa: PLC0415
+    from service.core.auth import create_token  # noqa: PLC0415
+    from service.core.context import open_context  # noqa: PLC0415
+    from service.http.app import create_app  # noqa: PLC0415
     from service.settings import Settings  # noqa: PLC0415
 
     upgrade_database(url)

@@ -26,10 +26,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.photos import good_tile_split  # noqa: E402
 from inspection.anomaly_fit import auroc  # noqa: E402
 from inspection.models import load_model  # noqa: E402
 from inspection.train import train_anomaly  # noqa: E402
-from service.demo_photos import good_tile_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = Path(os.environ.get("KIPIMO_MT_DATASET", ROOT.parent / "shared" / "datasets" / "magnetic-tile"))

@@ -145,11 +145,11 @@ def start_floor(port: int, log: Path) -> subprocess.Popen:
 def prepare_kipimo(data_dir: Path, database_url: str) -> str:
     """Migrate, add a node, a technician token and the bench standard; return the token."""
     from qc.standards import parse_standard
-    from service import repository as repo
-    from service.auth import create_token
-    from service.db import upgrade_database
-    from service.deps import open_context
+    from service.core.auth import create_token
+    from service.core.context import open_context
     from service.settings import Settings
+    from service.storage import repository as repo
+    from service.storage.db import upgrade_database
 
     settings = Settings(data_dir=data_dir, database_url=database_url)
     upgrade_database(settings.resolved_database_url)
@@ -247,7 +247,7 @@ def durability_cost(work: Path, photo: bytes, reps: int = 20) -> dict[str, float
     import hashlib
     import sqlite3
 
-    from service.store import PhotoStore
+    from service.storage.store import PhotoStore
 
     store = PhotoStore(work / "fsync-probe")
     db = sqlite3.connect(work / "fsync-probe.sqlite3", isolation_level=None)

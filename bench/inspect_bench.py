@@ -35,13 +35,13 @@ from onnx import helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from demo.scenes import Camera, Hole, Part, Scene, encode_jpeg, render_scene  # noqa: E402
 from inspection.card import card_layout, detect_card  # noqa: E402
 from inspection.images import decode_image  # noqa: E402
 from inspection.measure import measure_part  # noqa: E402
 from inspection.models import LoadedModel, ModelRegistry, load_model  # noqa: E402
 from inspection.pipeline import inspect_bytes  # noqa: E402
 from inspection.quality import assess_quality  # noqa: E402
-from inspection.synthetic import Camera, Hole, Part, Scene, encode_jpeg, render_scene  # noqa: E402
 from qc.errors import ModelNotInstalled  # noqa: E402
 
 BACKBONE = ROOT / "models" / "backbones" / "efficientnet-lite0-features.onnx"

@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.scenes import encode_jpeg, random_scene, render_scene, truth  # noqa: E402
 from inspection.card import detect_card  # noqa: E402
 from inspection.images import decode_image  # noqa: E402
 from inspection.measure import MeasureError, measure_part  # noqa: E402
-from inspection.synthetic import encode_jpeg, random_scene, render_scene, truth  # noqa: E402
 
 TARGETS = {"length": 0.2, "width": 0.2, "diameter": 0.2, "hole_diameter": 0.15}
 FEATURES = ["length", "width", "diameter", "hole_diameter", "hole_spacing", "area", "hole_count"]

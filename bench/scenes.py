@@ -4,7 +4,7 @@ The generator lives in the package (the demo draws its photos with it); it
 draws from physical sizes and never calls the measuring code.
 """
 
-from inspection.synthetic import (  # noqa: F401
+from demo.scenes import (  # noqa: F401
     SENSORS,
     Camera,
     Hole,

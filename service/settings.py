@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,8 @@ class Settings(BaseSettings):
     # KIPIMO_VISION=off: photos are only checked (type, size, integrity from the header), not
     # inspected; photo checks come out inconclusive. For ingest benchmarks and bulk imports.
     vision: bool = True
+    # KIPIMO_FROZEN_TIME=2026-03-02T09:00:00Z: every clock reading is this instant (reproducible runs, tests)
+    frozen_time: dt.datetime | None = None
     host: str = "127.0.0.1"
     port: int = 8000
 

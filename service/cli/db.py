@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import click
 
 from qc.errors import KipimoError
-from service.db import current_revision, open_database, upgrade_database
-from service.deps import ServiceContext, open_context
+from service.core.context import ServiceContext, clock_for, open_context
 from service.settings import Settings
+from service.storage.db import current_revision, open_database, upgrade_database
 
 from .base import cli
 
@@ -21,8 +21,9 @@ __all__ = ["cli_actor", "cli_errors", "migrated_context", "now_utc"]
 HEAD = "head"
 
 
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def now_utc(settings: Settings) -> dt.datetime:
+    """Now, from the settings' clock (``KIPIMO_FROZEN_TIME`` freezes it), for commands without a context."""
+    return clock_for(settings).now()
 
 
 def cli_actor() -> str:
@@ -45,7 +46,7 @@ def cli_errors() -> Iterator[None]:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory  # noqa: PLC0415
 
-    from service.db import MIGRATIONS_DIR  # noqa: PLC0415
+    from service.storage.db import MIGRATIONS_DIR  # noqa: PLC0415
 
     head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     assert head is not None

@@ -10,14 +10,14 @@ import click
 import yaml
 
 from qc.errors import ModelHashMismatch, Problem, StandardInvalid
-from service import repository as repo
-from service.checklists import load_shipped_standards
-from service.db import upgrade_database
-from service.deps import ServiceContext, open_context
+from service.core.checklists import load_shipped_standards
+from service.core.context import ServiceContext, open_context
 from service.settings import Settings
+from service.storage import repository as repo
+from service.storage.db import upgrade_database
 
 from .base import cli
-from .db import cli_actor, cli_errors, now_utc
+from .db import cli_actor, cli_errors
 
 __all__ = ["InitReport", "initialise", "publish_shipped_standards", "register_shipped_models"]
 
@@ -38,7 +38,7 @@ def publish_shipped_standards(ctx: ServiceContext, *, by: str, report: InitRepor
     standards = load_shipped_standards(ctx.settings.checklists_dir)
     with ctx.db.write_session() as session:
         for standard in standards:
-            _, created = repo.publish_standard(session, standard=standard, by=by, now=now_utc())
+            _, created = repo.publish_standard(session, standard=standard, by=by, now=ctx.now())
             ref = f"{standard.product}@{standard.version}"
             (report.standards_published if created else report.standards_present).append(ref)
 
@@ -65,7 +65,7 @@ def register_shipped_models(ctx: ServiceContext, *, by: str, report: InitReport)
                 if actual != card["sha256"]:
                     raise ModelHashMismatch(f"{onnx} has sha256 {actual}, but its card says {card['sha256']}")
             _, created = repo.register_model(session, name=str(card["name"]), version=int(str(card["version"])),
-                                             sha256=str(card["sha256"]), task=str(card["task"]), now=now_utc(),
+                                             sha256=str(card["sha256"]), task=str(card["task"]), now=ctx.now(),
                                              actor=by)
             ref = f"{card['name']}@{card['version']}"
             (report.models_registered if created else report.models_present).append(ref)
@@ -86,7 +86,7 @@ def initialise(settings: Settings, *, node: str | None = None, by: str = "qc ini
         if node:
             with ctx.db.write_session() as session:
                 if repo.find_node(session, name=node) is None:
-                    repo.create_node(session, name=node, now=now_utc(), actor=by)
+                    repo.create_node(session, name=node, now=ctx.now(), actor=by)
                     report.node_created = node
     finally:
         ctx.close()

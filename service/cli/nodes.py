@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from service import repository as repo
 from service.settings import Settings
+from service.storage import repository as repo
 
 from .base import cli
-from .db import cli_actor, migrated_context, now_utc
+from .db import cli_actor, migrated_context
 
 
 @cli.group("nodes")
@@ -23,7 +23,7 @@ def nodes() -> None:
 def nodes_add(settings: Settings, name: str, title: str) -> None:
     """Add a node called NAME (letters, digits, '-', '_', '.')."""
     with migrated_context(settings) as ctx, ctx.db.write_session() as session:
-        repo.create_node(session, name=name, title=title, now=now_utc(), actor=cli_actor())
+        repo.create_node(session, name=name, title=title, now=ctx.now(), actor=cli_actor())
     click.echo(f"node {name} added")
 
 

@@ -26,7 +26,7 @@ def serve(settings: Settings, host: str | None, port: int | None, log_level: str
     """
     import uvicorn  # noqa: PLC0415
 
-    from service.app import create_app  # noqa: PLC0415
+    from service.http.app import create_app  # noqa: PLC0415
 
     with migrated_context(settings):
         pass  # only checks the schema; the app opens its own context

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from qc.errors import KipimoError
-from service import repository as repo
-from service.checklists import load_standard_file
+from service.core.checklists import load_standard_file
 from service.settings import Settings
+from service.storage import repository as repo
 
 from .base import cli
-from .db import cli_actor, cli_errors, migrated_context, now_utc
+from .db import cli_actor, cli_errors, migrated_context
 
 _FILES = click.argument("files", nargs=-1, required=True,
                         type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -53,7 +53,7 @@ def standards_publish(settings: Settings, files: tuple[Path, ...], by: str | Non
         parsed = [load_standard_file(p) for p in files]
     with migrated_context(settings) as ctx, ctx.db.write_session() as session:
         for standard in parsed:
-            _, created = repo.publish_standard(session, standard=standard, by=by or cli_actor(), now=now_utc())
+            _, created = repo.publish_standard(session, standard=standard, by=by or cli_actor(), now=ctx.now())
             state = "published" if created else "already published (identical)"
             click.echo(f"{standard.product} v{standard.version} {state}: sha256 {standard.sha256}")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from service import repository as repo
 from service.settings import Settings
+from service.storage import repository as repo
 
 from .base import cli
 from .db import migrated_context

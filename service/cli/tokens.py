@@ -9,12 +9,12 @@ import click
 from sqlalchemy import select
 
 from qc.errors import NotFound
-from service.auth import Role, create_token
-from service.orm import AccessToken
+from service.core.auth import Role, create_token
 from service.settings import Settings
+from service.storage.orm import AccessToken
 
 from .base import cli
-from .db import cli_actor, cli_errors, migrated_context, now_utc
+from .db import cli_actor, cli_errors, migrated_context
 
 __all__ = ["sign_in_url", "write_qr"]
 
@@ -79,7 +79,7 @@ def tokens_create(settings: Settings, role: str, node: str | None, name: str, qr
                   base_url: str | None) -> None:
     """Create a token and print it once (store it now; it cannot be shown again)."""
     with migrated_context(settings) as ctx, ctx.db.write_session() as session:
-        secret, row = create_token(session, role=role, node=node, name=name, now=now_utc())
+        secret, row = create_token(session, role=role, node=node, name=name, now=ctx.now())
         token_id, token_name = row.id, row.name
     click.echo(secret)
     click.echo(f"token {token_id} ({role}{' @ ' + node if node else ''}, {token_name}) created by {cli_actor()}; "
@@ -109,5 +109,5 @@ def tokens_revoke(settings: Settings, token_id: int) -> None:
         row = session.get(AccessToken, token_id)
         if row is None:
             raise NotFound(f"no token {token_id}")
-        row.revoked_at = row.revoked_at or now_utc()
+        row.revoked_at = row.revoked_at or ctx.now()
     click.echo(f"token {token_id} revoked")

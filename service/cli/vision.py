@@ -51,7 +51,7 @@ def print_card(out: Path, paper: str, dpi: int) -> None:
 
 
 def _load_standard(settings: Settings, product: str, path: Path | None) -> Standard:
-    from service.checklists import load_shipped_standards, load_standard_file  # noqa: PLC0415
+    from service.core.checklists import load_shipped_standards, load_standard_file  # noqa: PLC0415
 
     if path is not None:
         standard = load_standard_file(path)
@@ -102,7 +102,7 @@ def inspect_cmd(settings: Settings, photos: tuple[Path, ...], product: str, stan
     """
     from tqdm import tqdm  # noqa: PLC0415
 
-    from service.vision import inspect_photo  # noqa: PLC0415
+    from service.core.vision import inspect_photo  # noqa: PLC0415
 
     settings = settings or Settings()
     standard = _load_standard(settings, product, standard_path)

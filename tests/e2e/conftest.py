@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.clock import TEST_NOW
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 STANDARDS = Path(__file__).with_name("standards")
@@ -63,7 +65,7 @@ class KipimoServer:
     @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "KIPIMO_DATA_DIR": str(self.data_dir), "KIPIMO_PORT": str(self.port),
-                "KIPIMO_HOST": "127.0.0.1"}
+                "KIPIMO_HOST": "127.0.0.1", "KIPIMO_FROZEN_TIME": TEST_NOW.isoformat()}
 
     @property
     def url(self) -> str:

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.clock import TEST_NOW
 from tests.e2e.conftest import KipimoServer
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +79,7 @@ def _answers(standard: Any, *, fail: bool) -> dict[str, Any]:
             lo, hi = item.min if item.min is not None else 0.0, item.max if item.max is not None else 100.0
             answers[item.id] = (lo + hi) / 2
         elif kind == "date":
-            answers[item.id] = dt.date.today().isoformat()
+            answers[item.id] = TEST_NOW.date().isoformat()
         else:
             answers[item.id] = "LOT-E2E"
     return answers
@@ -92,10 +93,10 @@ def _photo() -> bytes:
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory, browser: object) -> Iterator[Network]:
-    from service.checklists import load_shipped_standards  # noqa: PLC0415
-    from service.db import open_database  # noqa: PLC0415
+    from demo.bulk import Shift, SyntheticPlan, load_synthetic  # noqa: PLC0415
+    from service.core.checklists import load_shipped_standards  # noqa: PLC0415
     from service.settings import Settings  # noqa: PLC0415
-    from service.synthetic import Shift, SyntheticPlan, load_synthetic  # noqa: PLC0415
+    from service.storage.db import open_database  # noqa: PLC0415
 
     srv = DashboardServer(tmp_path_factory.mktemp("kipimo-dashboard"))
     srv.qc("init")
@@ -107,7 +108,7 @@ def network(tmp_path_factory: pytest.TempPathFactory, browser: object) -> Iterat
     db = open_database(settings.resolved_database_url)
     try:
         load_synthetic(db, standards, SyntheticPlan(
-            records=2400, nodes=[n for n, _ in NODES], weeks=12, end=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+            records=2400, nodes=[n for n, _ in NODES], weeks=12, end=TEST_NOW - dt.timedelta(hours=1),
             defect_rate=0.03, node_spread=0.0, seed=2026, shift=Shift(SHIFTED, weeks=3, defect_factor=5.0,
                                                                       sigmas=2.5)))
     finally:

@@ -9,7 +9,8 @@ Fixtures (reuse them in any test under tests/integration or tests/e2e):
   (as it does when the server is unreachable).
 - ``settings``: ``Settings`` on ``db_url`` with a data folder in ``tmp_path``, vision off (fast, no
   dependence on the vision stack; tests that want vision use ``settings.model_copy(update=...)``).
-- ``ctx``: an open ``ServiceContext`` (database + photo store) on ``settings``.
+- ``ctx``: an open ``ServiceContext`` (database + photo store) on ``settings``, its clock frozen at
+  ``tests.clock.TEST_NOW`` (``ctx.clock.advance`` moves it).
 - ``app`` / ``client``: ``create_app(settings)`` and a ``TestClient`` on it.
 - ``seed``: nodes ``node-a`` and ``node-b``, tokens (``seed.tech_a``, ``seed.tech_b``, ``seed.manager``,
   ``seed.auditor``, ``seed.admin``) and the test standard (``support.TEST_STANDARD``) published.
@@ -35,13 +36,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from qc.standards import parse_standard
-from service import repository as repo
-from service.app import create_app
-from service.auth import create_token
-from service.db import upgrade_database
-from service.deps import ServiceContext, open_context
-from service.orm import Base
+from service.core.auth import create_token
+from service.core.clock import FrozenClock
+from service.core.context import ServiceContext, open_context
+from service.http.app import create_app
 from service.settings import Settings
+from service.storage import repository as repo
+from service.storage.db import upgrade_database
+from service.storage.orm import Base
+from tests.clock import TEST_NOW
 from tests.integration.support import TEST_STANDARD
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +135,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def ctx(settings: Settings) -> Iterator[ServiceContext]:
-    context = open_context(settings)
+    context = open_context(settings, clock=FrozenClock(TEST_NOW))
     yield context
     context.close()
 
@@ -154,7 +157,7 @@ def make_client(settings: Settings, ctx: ServiceContext) -> Iterator[Callable[..
 
     def make(**overrides: Any) -> TestClient:
         other = settings.model_copy(update=overrides)
-        c = TestClient(create_app(other, context=ServiceContext(other, ctx.db, ctx.store)))
+        c = TestClient(create_app(other, context=ServiceContext(other, ctx.db, ctx.store, ctx.clock)))
         clients.append(c)
         return c
 
@@ -174,7 +177,7 @@ class Seed:
 
 @pytest.fixture
 def seed(ctx: ServiceContext) -> Seed:
-    now = dt.datetime(2026, 11, 22, 7, 0, tzinfo=dt.UTC)
+    now = ctx.now() - dt.timedelta(days=3)
     with ctx.db.write_session() as session:
         for node in ("node-a", "node-b"):
             repo.create_node(session, name=node, now=now)

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import func, select
 
-from service.deps import ServiceContext
-from service.orm import AuditEvent, CheckResultRow, PhotoRow, Submission
+from service.core.context import ServiceContext
+from service.storage.orm import AuditEvent, CheckResultRow, PhotoRow, Submission
 
 TEST_PRODUCT = "test-widget"
 

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from tests.clock import TEST_NOW
 from tests.integration.support import TEST_STANDARD, auth, record, upload
 
 
@@ -73,14 +74,13 @@ def test_missing_or_unknown_token_is_401(client, seed, header):
 
 
 def test_revoked_token_is_refused(client, seed, ctx):
-    import datetime as dt
 
-    from service.auth import hash_token
-    from service.orm import AccessToken
+    from service.core.auth import hash_token
+    from service.storage.orm import AccessToken
 
     with ctx.db.write_session() as session:
         row = session.query(AccessToken).filter_by(token_sha256=hash_token(seed.tech_a)).one()
-        row.revoked_at = dt.datetime.now(dt.UTC)
+        row.revoked_at = TEST_NOW
     assert client.get("/api/v1/me", headers=auth(seed.tech_a)).status_code == 401
 
 
@@ -89,7 +89,7 @@ def test_tokens_are_stored_hashed(ctx, seed):
 
     from sqlalchemy import select
 
-    from service.orm import AccessToken
+    from service.storage.orm import AccessToken
 
     with ctx.db.session() as session:
         stored = set(session.scalars(select(AccessToken.token_sha256)))

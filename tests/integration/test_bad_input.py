@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from service.deps import ServiceContext
+from service.core.context import ServiceContext
 from tests.integration.support import auth, count_rows, jpeg, png, record, stored_blobs, upload
 
 EMPTY = {"submissions": 0, "photos": 0, "check_results": 0}

@@ -47,7 +47,7 @@ def test_init_registers_model_cards_and_checks_their_hash(settings, ctx, tmp_pat
 
     from sqlalchemy import select
 
-    from service.orm import ModelRow
+    from service.storage.orm import ModelRow
 
     models = tmp_path / "models"
     (models / "tile-surface").mkdir(parents=True)

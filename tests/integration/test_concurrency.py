@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 
-from service.submissions import record_submission
+from service.core.submissions import record_submission
+from tests.clock import TEST_NOW
 from tests.integration.support import count_rows, jpeg, record
 
 THREADS = 6
@@ -35,7 +35,7 @@ def _run_all(fns):
 
 def test_same_id_uploaded_concurrently_is_stored_once(ctx, seed):
     rec, photo = json.dumps(record()), jpeg(seed=31)
-    now = dt.datetime.now(dt.UTC)
+    now = TEST_NOW
     outcomes = _run_all([
         lambda: record_submission(ctx, record=rec, photos={"top": photo}, now=now, node="node-a")
         for _ in range(THREADS)
@@ -46,7 +46,7 @@ def test_same_id_uploaded_concurrently_is_stored_once(ctx, seed):
 
 
 def test_new_lot_created_by_concurrent_uploads_is_shared(ctx, seed):
-    now = dt.datetime.now(dt.UTC)
+    now = TEST_NOW
     recs = [json.dumps(record(lot="L-new")) for _ in range(THREADS)]
     outcomes = _run_all([
         (lambda r=r, i=i: record_submission(ctx, record=r, photos={"top": jpeg(seed=100 + i)}, now=now,
@@ -57,7 +57,7 @@ def test_new_lot_created_by_concurrent_uploads_is_shared(ctx, seed):
     assert {o.body["lot"] for o in outcomes} == {"L-new"}
     from sqlalchemy import func, select
 
-    from service.orm import Lot
+    from service.storage.orm import Lot
 
     with ctx.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Lot)) == 1

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from service.orm import PhotoRow, Submission
+from service.storage.orm import PhotoRow, Submission
 from tests.integration.support import auth, jpeg, record
 
 THREADS = 4

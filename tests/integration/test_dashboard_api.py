@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.clock import TEST_NOW
 from tests.integration.support import TEST_PRODUCT, auth, jpeg, record, upload
 
-NOW = dt.datetime.now(dt.UTC)
+NOW = TEST_NOW
 PHOTO = {"top": jpeg(64, 48)}
 
 
@@ -173,7 +174,7 @@ def test_a_shifted_node_raises_an_alert_that_a_manager_acknowledges(client: Any,
 def test_lot_view_lists_its_units(client: Any, small_network: Any) -> None:
     overview = get(client, small_network.manager, "/api/v1/analytics/overview", product=TEST_PRODUCT)
     assert overview["network"]["network"]["n"] == 30
-    from service.orm import Lot  # noqa: PLC0415
+    from service.storage.orm import Lot  # noqa: PLC0415
 
     app = client.app
     with app.state.ctx.db.session() as session:

@@ -1,6 +1,6 @@
 """The dashboard's statistics adapters agree with the raw-value formulas they stand in for.
 
-``service.insights`` works on subgroup summaries (n, mean, sum of squares) because a million
+``service.core.insights`` works on subgroup summaries (n, mean, sum of squares) because a million
 records never leave the database; these tests recompute the same quantities from raw values
 with NumPy and ``qc.spc`` (the independent reference) and compare.
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from qc import spc
-from service import analytics as q
-from service import insights
+from service.core import analytics as q
+from service.core import insights
 
 
 def _summaries(groups: list[np.ndarray], week0: dt.date = dt.date(2026, 1, 5)) -> list[q.Subgroup]:

@@ -8,8 +8,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from service.db import current_revision
-from service.orm import Base
+from service.storage.db import current_revision
+from service.storage.orm import Base
+from tests.clock import TEST_NOW
 from tests.integration.support import record, upload
 
 
@@ -47,7 +48,7 @@ def test_records_audit_log_and_standards_cannot_be_altered(client, seed, ctx, st
 
 
 def test_every_write_leaves_an_audit_event(client, seed, ctx):
-    from service.repository import audit_events
+    from service.storage.repository import audit_events
 
     rec = record()
     upload(client, seed.tech_a, rec)
@@ -61,21 +62,20 @@ def test_every_write_leaves_an_audit_event(client, seed, ctx):
 
 
 def test_foreign_key_is_enforced(ctx):
-    import datetime as dt
 
     from sqlalchemy.exc import IntegrityError
 
-    from service.orm import AccessToken
+    from service.storage.orm import AccessToken
 
     with pytest.raises(IntegrityError):
         with ctx.db.write_session() as session:
             session.add(AccessToken(token_sha256="0" * 64, role="technician", name="x", node_id=999,
-                                    created_at=dt.datetime.now(dt.UTC)))
+                                    created_at=TEST_NOW))
 
 
 def test_stored_rows_reproduce_the_record_hash(client, seed, ctx):
-    from service.repository import get_submission
-    from service.submissions import recompute_record_sha256
+    from service.core.submissions import recompute_record_sha256
+    from service.storage.repository import get_submission
 
     rec = record(answers={"diameter": 10.25, "clean": True, "colour": "blue", "note": "ünïcødé ✓ \"quoted\""},
                  notes="line one\nline two", location={"lat": -1.2921, "lon": 36.8219})
@@ -88,7 +88,7 @@ def test_stored_rows_reproduce_the_record_hash(client, seed, ctx):
 def test_migrations_downgrade_to_empty_and_upgrade_again(db_url):
     from sqlalchemy import inspect
 
-    from service.db import downgrade_database, make_engine, upgrade_database
+    from service.storage.db import downgrade_database, make_engine, upgrade_database
 
     engine = make_engine(db_url)
     try:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from service.store import PhotoStore
+from service.storage.store import PhotoStore
 from tests.integration.support import jpeg, record, stored_blobs, upload
 
 
@@ -61,7 +61,7 @@ def test_storing_an_old_orphan_again_protects_it_from_gc(tmp_path):
 
 
 def test_gc_keeps_every_photo_a_record_references(client, seed, ctx):
-    from service.repository import referenced_blobs
+    from service.storage.repository import referenced_blobs
 
     body = upload(client, seed.tech_a, record(), {"top": jpeg(seed=5)}).json()
     orphan = ctx.store.put(b"left by a crash between write and commit")

@@ -7,7 +7,7 @@ import io
 import uuid
 
 from qc.records import record_sha256
-from service.deps import ServiceContext
+from service.core.context import ServiceContext
 from tests.integration.support import ITEM_IDS, TEST_PRODUCT, count_rows, jpeg, record, upload
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from service import repository as repo
-from service.checklists import load_shipped_standards
+from service.core.checklists import load_shipped_standards
+from service.storage import repository as repo
+from tests.clock import TEST_NOW
 from tests.integration.support import auth, jpeg, record, upload
 
 
 def test_photo_without_card_gets_every_check_and_a_review_verdict(make_client, seed, ctx, settings):
-    now = dt.datetime.now(dt.UTC)
+    now = TEST_NOW
     with ctx.db.write_session() as session:
         for standard in load_shipped_standards(settings.checklists_dir):
             repo.publish_standard(session, standard=standard, by="test", now=now)

@@ -1,6 +1,6 @@
-"""The dashboard's charts: view data (``service.insights``, plain JSON) in, inline SVG out.
+"""The dashboard's charts: view data (``service.core.insights``, plain JSON) in, inline SVG out.
 
-Drawing is ``service.charts``' job; this module only rebuilds the ``qc``
+Drawing is ``service.web.dashboard.charts``' job; this module only rebuilds the ``qc``
 value objects those renderers take from the cached JSON views and picks
 titles and axis labels, so pages and ``qc report`` never touch chart internals.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from qc.compare import FunnelPoint, NodeComparison, NodeRate, ParetoBar
 from qc.spc import Baseline, ControlChart, Violation
-from service import charts
+from service.web.dashboard import charts
 
 __all__ = ["funnel_svg", "p_chart_svg", "pareto_svg", "rates_svg", "xbar_svg"]
 

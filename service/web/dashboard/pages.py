@@ -1,6 +1,6 @@
 """The dashboard's HTML: plain f-strings around the SVG charts of ``figures`` (no script on any page).
 
-Every page is a function from view data (``service.insights``) to a string, so
+Every page is a function from view data (``service.core.insights``) to a string, so
 the same markup serves the live dashboard and ``qc report``'s offline file.
 Every value that came from the database passes through ``esc``.
 """

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from demo.scenes import Camera, Scene, render_scene
 from inspection.card import PAPERS, card_layout, card_pdf, detect_card, render_card
-from inspection.synthetic import Camera, Scene, render_scene
 
 MM_PER_INCH = 25.4
 

@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 
+from demo.scenes import Camera, Hole, Part, Scene, encode_jpeg, render_scene, truth
 from inspection.card import card_layout, detect_card
 from inspection.images import decode_image
 from inspection.measure import MeasureError, fit_circle, measure_part
-from inspection.synthetic import Camera, Hole, Part, Scene, encode_jpeg, render_scene, truth
 
 _LAY = card_layout("a4")
 _CX, _CY = (_LAY.area[0] + _LAY.area[2]) / 2, (_LAY.area[1] + _LAY.area[3]) / 2

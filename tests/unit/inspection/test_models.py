@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 from inspection.models import ModelRegistry, load_model
 from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled
 from qc.standards import ModelCheck
-from service.checklists import load_shipped_standards
+from service.core.checklists import load_shipped_standards
 from service.settings import REPO_ROOT
 
 

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from demo.scenes import Camera, Part, Scene, render_scene
 from inspection.card import card_layout, detect_card
 from inspection.quality import QualityLimits, assess_quality
-from inspection.synthetic import Camera, Part, Scene, render_scene
 from qc.standards import PhotoSlot, QualityThresholds
 
 _LAY = card_layout("a4")

@@ -13,13 +13,13 @@ import yaml
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
+from demo.scenes import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 from inspection.card import card_layout
-from inspection.synthetic import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 from qc.errors import ModelHashMismatch, UnsupportedImageType
 from qc.standards import DimensionCheck, ModelCheck, PhotoSlot
 from service.cli import cli
+from service.core.vision import inspect_photo
 from service.settings import Settings
-from service.vision import inspect_photo
 
 _LAY = card_layout("a4")
 _CX, _CY = (_LAY.area[0] + _LAY.area[2]) / 2, (_LAY.area[1] + _LAY.area[3]) / 2

@@ -9,7 +9,7 @@ import pytest
 from qc.errors import StandardInvalid
 from qc.records import canonical_json, sha256_hex
 from qc.standards import DecisionRule, DimensionCheck, ModelCheck, Severity, parse_standard
-from service.checklists import load_shipped_standards, load_standard_file
+from service.core.checklists import load_shipped_standards, load_standard_file
 
 CHECKLISTS = Path(__file__).resolve().parents[3] / "checklists"
 

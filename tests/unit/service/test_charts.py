@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from qc import compare, spc
-from service import charts
+from service.web.dashboard import charts
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 # Montgomery ISQC 7th ed., Example 7.1: samples 15 and 23 fall above the UCL.

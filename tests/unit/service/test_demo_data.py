@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.network import DEMO_NODES, plan_demo
 from qc.evaluate import validate_submission
-from service.checklists import load_shipped_standards
-from service.demo_data import DEMO_NODES, plan_demo
+from service.core.checklists import load_shipped_standards
 
 CHECKLISTS = Path(__file__).resolve().parents[3] / "checklists"
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)

@@ -2,9 +2,9 @@
 
 Every chart endpoint takes the same filters (product, standard version, node,
 date range on the capture time, check) and answers JSON ready to draw; the
-dashboard pages (``service.routes.dashboard``) and ``qc report`` use the same
+dashboard pages (``service.web.dashboard.routes``) and ``qc report`` use the same
 functions. Answers are cached per filter and data version (see
-``service.analytics.Analytics``).
+``service.core.analytics.Analytics``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from qc.errors import InvalidInput, Problem
-from service import alerts as alerting
-from service import analytics as q
-from service import insights
-from service.auth import Principal, Role, require_role
-from service.deps import PrincipalDep, SessionDep
+from service.core import alerts as alerting
+from service.core import analytics as q
+from service.core import insights
+from service.core.auth import Principal, Role, require_role
+from service.http.deps import NowDep, PrincipalDep, SessionDep
 
 __all__ = ["FiltersDep", "get_analytics", "readable", "router"]
 
@@ -83,41 +83,42 @@ def get_filters(
 FiltersDep = Annotated[q.Filters, Depends(get_filters)]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @router.get("/overview", summary="Network at a glance: per-node rates, funnel, Pareto, open alerts")
-def overview(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+def overview(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+             now: NowDep) -> dict[str, Any]:
     readable(principal)
-    body = dict(insights.overview(an, session, f, now=_now()))
+    body = dict(insights.overview(an, session, f, now=now))
     body["alerts"] = [alerting.alert_view(a) for a in
                       alerting.list_alerts(session, status="open", product=f.product, node=f.node, limit=50)]
     return body
 
 
 @router.get("/rates", summary="Defect rate per node with Wilson 95 % intervals, funnel limits, homogeneity test")
-def rates(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+def rates(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+          now: NowDep) -> dict[str, Any]:
     readable(principal)
-    return insights.rates(an, session, f, now=_now())
+    return insights.rates(an, session, f, now=now)
 
 
 @router.get("/p-chart", summary="Weekly p-chart per node against the network rate, with run-rule violations")
-def p_chart(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+def p_chart(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+            now: NowDep) -> dict[str, Any]:
     readable(principal)
-    return insights.p_charts(an, session, f, now=_now())
+    return insights.p_charts(an, session, f, now=now)
 
 
 @router.get("/pareto", summary="Failed checks by frequency, with cumulative share")
-def pareto(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+def pareto(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+           now: NowDep) -> dict[str, Any]:
     readable(principal)
-    return insights.pareto(an, session, f, now=_now())
+    return insights.pareto(an, session, f, now=now)
 
 
 @router.get("/measurements", summary="X-bar/S (or I-MR) chart and capability per measured check of a product")
-def measurements(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep) -> dict[str, Any]:
+def measurements(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+                 now: NowDep) -> dict[str, Any]:
     readable(principal)
-    return insights.measurements(an, session, f, now=_now())
+    return insights.measurements(an, session, f, now=now)
 
 
 @router.get("/lots/{lot_id}", summary="One lot: units, verdicts, failed checks, measured values")
@@ -149,17 +150,17 @@ def list_alerts(
 
 
 @alerts_router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert with a comment (managers)")
-def acknowledge(alert_id: int, session: SessionDep, principal: PrincipalDep,
+def acknowledge(alert_id: int, session: SessionDep, principal: PrincipalDep, now: NowDep,
                 body: Annotated[AcknowledgeIn, Body()]) -> dict[str, Any]:
     require_role(principal, Role.MANAGER, Role.ADMIN, action="acknowledge alerts")
-    return acknowledge_alert(session, principal, alert_id, body.comment)
+    return acknowledge_alert(session, principal, alert_id, body.comment, now=now)
 
 
-def acknowledge_alert(session: Any, principal: Principal, alert_id: int, comment: str) -> dict[str, Any]:
+def acknowledge_alert(session: Any, principal: Principal, alert_id: int, comment: str, *,
+                      now: dt.datetime) -> dict[str, Any]:
     """Acknowledge and record it in the audit log, in one transaction."""
-    from service import repository as repo  # noqa: PLC0415
+    from service.storage import repository as repo  # noqa: PLC0415
 
-    now = _now()
     alert = alerting.acknowledge_alert(session, alert_id=alert_id, by=principal.actor, comment=comment, now=now)
     repo.add_audit_event(session, actor=principal.actor, role=principal.role.value, action="alert.acknowledge",
                          subject_type="alert", subject_id=str(alert_id), detail={"comment": alert.comment}, now=now)

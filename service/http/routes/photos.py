@@ -7,10 +7,10 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from qc.errors import NotFound
-from service.deps import ContextDep, PrincipalDep, SessionDep
-from service.orm import PhotoRow, Submission
-from service.routes.submissions import _visible
-from service.store import is_sha256
+from service.http.deps import ContextDep, PrincipalDep, SessionDep
+from service.http.routes.submissions import _visible
+from service.storage.orm import PhotoRow, Submission
+from service.storage.store import is_sha256
 
 router = APIRouter(tags=["photos"])
 

@@ -19,17 +19,17 @@ import datetime as dt
 import io
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select, text
 
 from qc.standards import ItemType, Standard, parse_standard
-from service import repository as repo
-from service.db import Database
-from service.insights import MeasuredCheck, measured_checks
-from service.orm import Node
+from service.core.insights import MeasuredCheck, measured_checks
+from service.storage import repository as repo
+from service.storage.db import Database
+from service.storage.orm import Node
 
 __all__ = ["Shift", "SyntheticPlan", "load_synthetic", "synthetic_standards"]
 
@@ -51,8 +51,8 @@ class Shift:
 class SyntheticPlan:
     records: int
     nodes: Sequence[str]
+    end: dt.datetime  # the last record's time; passed in, never read from the wall clock
     weeks: int = 104
-    end: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     defect_rate: float = 0.03
     node_spread: float = 0.25  # log-sd of the nodes' own defect rates around ``defect_rate`` (0: all alike)
     seed: int = 7

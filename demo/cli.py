@@ -1,4 +1,4 @@
-"""``qc demo``: a network with three nodes and twelve weeks of records, served locally."""
+"""``python -m demo`` (``make demo``): a network with three nodes and twelve weeks of records, served locally."""
 
 from __future__ import annotations
 
@@ -9,23 +9,21 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from service import repository as repo
-from service.auth import create_token
-from service.checklists import load_shipped_standards
-from service.demo_data import DEMO_NODES, plan_demo
-from service.demo_photos import DemoPhotos
-from service.deps import open_context
+from demo.network import DEMO_NODES, plan_demo
+from demo.photos import DemoPhotos
+from service.cli.db import cli_errors
+from service.cli.init import initialise
+from service.core.auth import create_token
+from service.core.checklists import load_shipped_standards
+from service.core.context import open_context
+from service.core.submissions import record_submission
 from service.settings import Settings
-from service.submissions import record_submission
+from service.storage import repository as repo
 
-from .base import cli
-from .db import cli_errors, now_utc
-from .init import initialise
-
-DEMO_ACTOR = "qc demo"
+DEMO_ACTOR = "demo"
 
 
-@cli.command("demo")
+@click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("kipimo-demo"), show_default=True,
               help="Folder for the demo's database and photos (recreated on every run).")
 @click.option("--weeks", type=click.IntRange(1, 52), default=12, show_default=True,
@@ -34,8 +32,7 @@ DEMO_ACTOR = "qc demo"
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to serve on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port to serve on.")
 @click.option("--no-serve", is_flag=True, help="Build the demo data and stop (do not start the server).")
-@click.pass_obj
-def demo(settings: Settings, data_dir: Path, weeks: int, seed: int, host: str, port: int, no_serve: bool) -> None:
+def demo(data_dir: Path, weeks: int, seed: int, host: str, port: int, no_serve: bool) -> None:
     """Build a demo network and serve it.
 
     Creates DATA_DIR with SQLite and a photo folder, registers three nodes
@@ -45,6 +42,7 @@ def demo(settings: Settings, data_dir: Path, weeks: int, seed: int, host: str, p
     pipeline) across nodes and weeks, then serves on HOST:PORT and prints what
     to open.
     """
+    settings = Settings()
     if data_dir.exists():
         shutil.rmtree(data_dir)
     settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None, "host": host, "port": port})
@@ -64,7 +62,7 @@ def demo(settings: Settings, data_dir: Path, weeks: int, seed: int, host: str, p
         return
     import uvicorn  # noqa: PLC0415
 
-    from service.app import create_app  # noqa: PLC0415
+    from service.http.app import create_app  # noqa: PLC0415
 
     click.echo(f"\nServing on {base} (Ctrl+C stops).")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
@@ -76,7 +74,7 @@ def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict
     ctx = open_context(settings)
     tokens: dict[str, str] = {}
     try:
-        now = now_utc()
+        now = ctx.now()
         with ctx.db.write_session() as session:
             for node in DEMO_NODES:
                 repo.create_node(session, name=node.name, title=node.title, now=now, actor=DEMO_ACTOR)

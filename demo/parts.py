@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from demo.scenes import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 from inspection.card import card_layout
-from inspection.synthetic import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 from qc.standards import DimensionCheck, PhotoSlot, Standard
 
 __all__ = ["render_part_photo", "DEMO_MEGAPIXELS"]

@@ -13,13 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from qc.errors import InvalidInput, NotFound, Problem
-from service import repository as repo
-from service.auth import Principal, Role, require_role
-from service.deps import ContextDep, PrincipalDep, ServiceContext, SessionDep
-from service.multipart import read_multipart
-from service.orm import Submission
-from service.schemas import ErrorOut, SubmissionOut, SubmissionPageOut
-from service.submissions import record_submission, submission_view
+from service.core.auth import Principal, Role, require_role
+from service.core.context import ServiceContext
+from service.core.schemas import ErrorOut, SubmissionOut, SubmissionPageOut
+from service.core.submissions import record_submission, submission_view
+from service.http.deps import ContextDep, NowDep, PrincipalDep, SessionDep
+from service.http.multipart import read_multipart
+from service.storage import repository as repo
+from service.storage.orm import Submission
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
@@ -54,11 +55,11 @@ _UPLOAD_DOC = {
     openapi_extra=_UPLOAD_DOC,
     summary="Record one inspection (multipart: a JSON 'record' part and one file part per photo slot)",
 )
-async def create_submission(request: Request, ctx: ContextDep, principal: PrincipalDep) -> JSONResponse:
+async def create_submission(request: Request, ctx: ContextDep, principal: PrincipalDep, now: NowDep) -> JSONResponse:
     require_role(principal, Role.TECHNICIAN, action="submit inspection records")
     record, photos = await _read_upload(request)
     outcome = await run_in_threadpool(
-        record_submission, ctx, record=record, photos=photos, now=dt.datetime.now(dt.UTC), principal=principal
+        record_submission, ctx, record=record, photos=photos, now=now, principal=principal
     )
     return JSONResponse(outcome.body, status_code=201 if outcome.created else 200)
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.deps import ContextDep, PrincipalDep
-from service.schemas import HealthOut, MeOut
+from service.core.schemas import HealthOut, MeOut
+from service.http.deps import ContextDep, PrincipalDep
 
 router = APIRouter(tags=["meta"])
 

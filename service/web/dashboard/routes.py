@@ -21,13 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qc.errors import AuthenticationFailed, KipimoError, NotFound, PermissionDenied
-from service import alerts as alerting
-from service import analytics as q
-from service import insights
-from service.auth import Principal, Role, authenticate
-from service.deps import SessionDep
-from service.orm import Node, Product
-from service.routes.analytics import READERS, FiltersDep, acknowledge_alert, get_analytics
+from service.core import alerts as alerting
+from service.core import analytics as q
+from service.core import insights
+from service.core.auth import Principal, Role, authenticate
+from service.http.deps import SessionDep
+from service.http.routes.analytics import READERS, FiltersDep, acknowledge_alert, get_analytics
+from service.storage.orm import Node, Product
 from service.web.dashboard import pages
 
 __all__ = ["COOKIE", "router"]
@@ -99,8 +99,8 @@ def _can_ack(principal: Principal) -> bool:
     return principal.role in (Role.MANAGER, Role.ADMIN)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def _now(request: Request) -> dt.datetime:
+    return request.app.state.ctx.clock.now()
 
 
 # --- pages ----------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def overview(request: Request, f: FiltersDep, session: SessionDep) -> Response:
     @page
     def render(request: Request) -> str:
         principal = _principal(request)
-        an, now = get_analytics(request), _now()
+        an, now = get_analytics(request), _now(request)
         data = insights.overview(an, session, f, now=now)
         pcharts = insights.p_charts(an, session, f, now=now) if f.product else None
         products, nodes = _names(session)
@@ -129,7 +129,7 @@ def product(request: Request, slug: str, f: FiltersDep, session: SessionDep) -> 
     @page
     def render(request: Request) -> str:
         principal = _principal(request)
-        an, now = get_analytics(request), _now()
+        an, now = get_analytics(request), _now(request)
         pf = q.Filters(product=product, version=f.version, node=f.node, since=f.since, until=f.until, check=f.check)
         rates = insights.rates(an, session, pf, now=now)
         pcharts = insights.p_charts(an, session, pf, now=now)
@@ -152,7 +152,7 @@ def node(request: Request, name: str, f: FiltersDep, session: SessionDep) -> Res
         row = session.scalars(select(Node).where(Node.name == node)).one_or_none()
         if row is None:
             raise NotFound(f"no node {node!r}")
-        an, now = get_analytics(request), _now()
+        an, now = get_analytics(request), _now(request)
         nf = q.Filters(node=node, since=f.since, until=f.until, version=None)
         r = q.resolve(session, q.round_window(nf, now=now), now=now)
         made = an.cached(session, ("products-of", r.filters), lambda: _products_of(session, r))
@@ -206,7 +206,7 @@ def acknowledge(request: Request, alert_id: int, session: SessionDep, comment: A
         principal = _principal(request)
         if not _can_ack(principal):
             raise PermissionDenied("only a manager may acknowledge alerts")
-        acknowledge_alert(session, principal, alert_id, comment)
+        acknowledge_alert(session, principal, alert_id, comment, now=_now(request))
         raise _Redirect(_safe_next(back))
 
     try:

@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qc.errors import PayloadTooLarge, Problem
-from service.deps import ServiceContext, open_context
-from service.errors import error_body, install_error_handlers
-from service.routes import analytics, dashboard, meta, photos, standards, submissions
-from service.routes.meta import kipimo_version
+from service.core.context import ServiceContext, open_context
+from service.http.errors import error_body, install_error_handlers
+from service.http.routes import analytics, meta, photos, standards, submissions
+from service.http.routes.meta import kipimo_version
 from service.settings import Settings
 
 __all__ = ["API_PREFIX", "BodySizeLimit", "create_app"]
@@ -106,9 +106,7 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     for router in (meta.router, standards.router, submissions.csv_router, submissions.router, photos.router,
                    analytics.router, analytics.alerts_router):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(dashboard.router)  # HTML pages for managers and auditors
-
     from service.web import mount_web  # noqa: PLC0415 (the web package may import the app's pieces)
 
-    mount_web(app, settings)
+    mount_web(app, settings)  # technician app and the dashboard's HTML pages
     return app

@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from demo.network import DemoNode
 from qc.standards import PhotoSlot, Standard
-from service.demo_data import DemoNode
 from service.settings import REPO_ROOT
 
 __all__ = ["DemoPhotos", "dataset_dir", "good_tile_split", "held_out_good_tiles"]
@@ -62,7 +62,7 @@ class DemoPhotos:
                 rng: np.random.Generator) -> bytes:
         if not slot.card:
             return _encode(_gel(rng))
-        from service.demo_parts import render_part_photo  # noqa: PLC0415  (needs the scene generator)
+        from demo.parts import render_part_photo  # noqa: PLC0415  (needs the scene generator)
 
         return render_part_photo(standard, slot, node=node.name, week=week, rng=rng)
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qc.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, Problem
-from service.orm import AccessToken, Node
+from service.storage.orm import AccessToken, Node
 
 __all__ = [
     "TOKEN_PREFIX",

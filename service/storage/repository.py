@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from qc.errors import Conflict, InvalidInput, Problem
 from qc.records import canonical_json
 from qc.standards import Standard, Status, parse_standard
-from service.orm import AuditEvent, Lot, ModelRow, Node, PhotoRow, Product, StandardRow, Submission
+from service.storage.orm import AuditEvent, Lot, ModelRow, Node, PhotoRow, Product, StandardRow, Submission
 
 __all__ = [
     "SubmissionFilter",

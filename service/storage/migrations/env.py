@@ -1,10 +1,10 @@
-"""Alembic environment: migrations run on the engine handed in by ``service.db``."""
+"""Alembic environment: migrations run on the engine handed in by ``service.storage.db``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from service.orm import Base
+from service.storage.orm import Base
 
 target_metadata = Base.metadata
 
@@ -12,8 +12,8 @@ target_metadata = Base.metadata
 def run_migrations() -> None:
     engine = context.config.attributes.get("engine")
     if engine is None:  # plain `alembic` command line: use sqlalchemy.url / KIPIMO_* settings
-        from service.db import make_engine
         from service.settings import Settings
+        from service.storage.db import make_engine
 
         url = context.config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
         engine = make_engine(url)

@@ -5,7 +5,7 @@ Order of work (nothing is written until everything is known to be valid):
 1. parse the record and hash the request as sent (idempotency key content);
 2. an existing id answers the stored response (same content) or 409 (different);
 3. resolve the standard (named version or current released) and validate the answers;
-4. inspect each photo (``service.vision.inspect_photo``), turning refusals into
+4. inspect each photo (``service.core.vision.inspect_photo``), turning refusals into
    problems that name the slot;
 5. evaluate, canonicalise and hash the record;
 6. write photos and overlays to the store (fsync + rename) *before*
@@ -31,12 +31,12 @@ from qc.evaluate import evaluate, validate_submission
 from qc.findings import PhotoFindings
 from qc.records import canonical_json, record_sha256, sha256_hex
 from qc.standards import PhotoSlot, Standard
-from service import repository as repo
-from service.alerts import evaluate_after_submission
-from service.auth import Principal, Role
-from service.deps import ServiceContext
-from service.orm import CheckResultRow, PhotoRow, StandardRow, Submission
-from service.schemas import RecordIn, SubmissionOut
+from service.core.alerts import evaluate_after_submission
+from service.core.auth import Principal, Role
+from service.core.context import ServiceContext
+from service.core.schemas import RecordIn, SubmissionOut
+from service.storage import repository as repo
+from service.storage.orm import CheckResultRow, PhotoRow, StandardRow, Submission
 
 __all__ = ["SubmissionOutcome", "parse_record", "record_submission", "recompute_record_sha256", "submission_view"]
 
@@ -287,7 +287,7 @@ def _inspect_one(ctx: ServiceContext, slot: PhotoSlot, data: bytes, sha256: str)
         raise ImageTooLarge(f"photo is {info.width}x{info.height} = {info.pixels / 1e6:.1f} MP, above the limit "
                             f"of {limit / 1e6:g} MP; resize it on the phone (e.g. 3000 px long side)")
     if ctx.settings.vision:
-        from service.vision import inspect_photo  # noqa: PLC0415
+        from service.core.vision import inspect_photo  # noqa: PLC0415
 
         result = inspect_photo(data, slot, settings=ctx.settings)
         findings, overlay = result.findings, result.overlay_png

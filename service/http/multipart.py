@@ -5,7 +5,7 @@ and reads it back; a submission's photos are needed in memory anyway (hash,
 probe, store), so this reader feeds the body straight from the socket into
 python-multipart and collects each part as bytes. It costs about a third of
 the spooling parser on a 3 MB photo (see bench/ingest.py). The request body
-size limit is enforced upstream (``service.app.BodySizeLimit``).
+size limit is enforced upstream (``service.http.app.BodySizeLimit``).
 """
 
 from __future__ import annotations

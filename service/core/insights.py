@@ -1,4 +1,4 @@
-"""What the dashboard says: the queries of ``service.analytics`` turned into charts' data and plain sentences.
+"""What the dashboard says: the queries of ``service.core.analytics`` turned into charts' data and plain sentences.
 
 Every function here returns JSON-ready dicts (the API returns them as they
 are; the dashboard and ``qc report`` draw them). The statistics come from
@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from qc import compare, spc
 from qc.errors import InvalidInput, NotFound, Problem
 from qc.standards import ItemType, Standard
-from service import analytics as q
-from service import repository as repo
-from service.orm import Lot, Node, Product, UTCDateTime
+from service.core import analytics as q
+from service.storage import repository as repo
+from service.storage.orm import Lot, Node, Product, UTCDateTime
 
 __all__ = [
     "MeasuredCheck",

@@ -10,7 +10,7 @@ real photo shares the printed card.
 
 Used by bench/measure.py, bench/inspect.py, the unit tests and the demo
 (``bench/scenes.py`` re-exports it; it lives in the package so the installed
-``qc demo`` can draw its photos).
+the demo can draw its photos).
 """
 
 from __future__ import annotations

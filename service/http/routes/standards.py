@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -13,12 +12,13 @@ from sqlalchemy.exc import IntegrityError
 
 from qc.errors import InvalidInput, NotFound, Problem
 from qc.standards import parse_standard
-from service import repository as repo
-from service.auth import Principal, Role, require_role
-from service.checklists import load_library
-from service.deps import ContextDep, PrincipalDep, ServiceContext, SessionDep
-from service.orm import StandardRow
-from service.schemas import ErrorOut, StandardDocumentOut, StandardSummaryOut
+from service.core.auth import Principal, Role, require_role
+from service.core.checklists import load_library
+from service.core.context import ServiceContext
+from service.core.schemas import ErrorOut, StandardDocumentOut, StandardSummaryOut
+from service.http.deps import ContextDep, PrincipalDep, SessionDep
+from service.storage import repository as repo
+from service.storage.orm import StandardRow
 
 router = APIRouter(prefix="/standards", tags=["standards"])
 
@@ -82,7 +82,7 @@ async def publish(request: Request, ctx: ContextDep, principal: PrincipalDep) ->
 
 def publish_text(ctx: ServiceContext, text: str, principal: Principal) -> tuple[dict[str, Any], bool]:
     standard = parse_standard(text, source="request body", library=load_library(ctx.settings.checklists_dir))
-    now = dt.datetime.now(dt.UTC)
+    now = ctx.clock.now()
     for attempt in (1, 2):
         try:
             with ctx.db.write_session() as session:

@@ -9,7 +9,7 @@ back ends.
 ``Analytics`` adds a cache keyed on the filters and the data version (the
 highest submission ``seq``; records are append-only, so a new record is the
 only way the answer can change). The statistics on top of these numbers live
-in ``service.insights``.
+in ``service.core.insights``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from qc.errors import InvalidInput, NotFound, Problem
-from service.db import Database
+from service.storage.db import Database
 
 __all__ = [
     "DEFAULT_WEEKS",

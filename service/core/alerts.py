@@ -46,9 +46,9 @@ from sqlalchemy.orm import Session
 
 from qc import spc
 from qc.errors import InvalidInput, NotFound, Problem
-from service import analytics as q
-from service import insights
-from service.orm import Alert, Node, Product
+from service.core import analytics as q
+from service.core import insights
+from service.storage.orm import Alert, Node, Product
 
 __all__ = [
     "ALERT_WEEKS",

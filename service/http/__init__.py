@@ -1,0 +1,1 @@
+"""The HTTP API: create_app, dependencies, the one error handler, routes/."""

@@ -1,0 +1,1 @@
+"""Documents for people outside the dashboard: the offline quality report (HTML/PDF)."""

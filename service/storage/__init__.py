@@ -1,0 +1,1 @@
+"""Persistence: engines, ORM, repository functions, the photo store, Alembic migrations."""
