@@ -7,8 +7,20 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The repository's data folders, used when the package runs from a checkout.
+# The checkout's top level (checklists/, models/ and demo/ live there when the package runs from one).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# An installed wheel carries checklists/ and models/ here (setup.py copies them in); a checkout has none.
+SHIPPED_DIR = Path(__file__).resolve().parent / "_shipped"
+
+
+def shipped_folder(name: str) -> Path:
+    """``checklists`` or ``models``: the wheel's copy when installed, else the checkout's folder.
+
+    The installed copy wins because an installed ``service`` sits in site-packages, where a
+    ``models/`` beside it would be some other distribution's package, not ours.
+    """
+    installed = SHIPPED_DIR / name
+    return installed if installed.is_dir() else REPO_ROOT / name
 
 
 class Settings(BaseSettings):
@@ -16,8 +28,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("kipimo-data")
     database_url: str | None = None  # default: SQLite in data_dir
-    checklists_dir: Path = REPO_ROOT / "checklists"
-    models_dir: Path = REPO_ROOT / "models"
+    checklists_dir: Path = shipped_folder("checklists")  # KIPIMO_CHECKLISTS_DIR overrides
+    models_dir: Path = shipped_folder("models")  # KIPIMO_MODELS_DIR overrides
     max_pixels: int = 50_000_000
     max_body_bytes: int = 40 * 1024 * 1024
     onnx_threads: int = 1
