@@ -1,13 +1,15 @@
 """Comparing nodes: defect proportions with Wilson intervals, funnel plot, homogeneity test, Pareto.
 
-- ``wilson_interval`` (Wilson 1927; Newcombe 1998, Stat. Med. 17, method 3);
+- ``wilson_interval`` (Wilson 1927; Newcombe 1998, Stat. Med. 17, method 3), by SciPy's
+  ``binomtest(...).proportion_ci(method="wilson")``;
 - ``compare_nodes``: one ``NodeRate`` per node (proportion, Wilson interval,
   funnel position) plus a test that all nodes share one defect rate: Pearson's
-  chi-squared on the nodes x {defective, good} table, or Fisher's exact test
-  for two nodes when an expected count is below 5;
-- ``funnel_limits``: control limits around the network rate as a function of
-  volume, p0 +- z sqrt(p0 (1 - p0) / n) (Spiegelhalter 2005, Stat. Med. 24),
-  for drawing the funnel;
+  chi-squared on the nodes x {defective, good} table (SciPy's ``chi2_contingency``,
+  no continuity correction), or Fisher's exact test for two nodes when an expected
+  count is below 5;
+- ``funnel_point`` / ``funnel_limits``: control limits around the network rate at one
+  volume / on a grid of volumes, p0 +- z sqrt(p0 (1 - p0) / n) (Spiegelhalter 2005,
+  Stat. Med. 24);
 - ``pareto``: failed checks by count, descending, with cumulative share.
 """
 
@@ -31,6 +33,7 @@ __all__ = [
     "FunnelPoint",
     "compare_nodes",
     "funnel_limits",
+    "funnel_point",
     "ParetoBar",
     "pareto",
 ]
@@ -41,12 +44,17 @@ def wilson_interval(defects: int, n: int, confidence: float = 0.95) -> tuple[flo
     if n <= 0 or not 0 <= defects <= n:
         raise InvalidInput("a proportion needs 0 <= defects <= n and n > 0",
                            [Problem("defects", f"got {defects} of {n}")])
-    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
-    p = defects / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    if not 0 < confidence < 1:
+        raise InvalidInput("bad confidence level", [Problem("confidence", f"got {confidence}; use e.g. 0.95")])
+    ci = stats.binomtest(defects, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+class _Record:
+    """A frozen dataclass that serialises to a plain dict."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class HomogeneityTest:
 
 
 @dataclass(frozen=True)
-class NodeComparison:
+class NodeComparison(_Record):
     network_rate: float
     total_defects: int
     total_n: int
@@ -80,38 +88,36 @@ class NodeComparison:
     nodes: tuple[NodeRate, ...]
     test: HomogeneityTest | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class FunnelPoint:
+class FunnelPoint(_Record):
     n: float
     lower95: float
     upper95: float
     lower998: float
     upper998: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 _Z95 = float(stats.norm.ppf(0.975))
 _Z998 = float(stats.norm.ppf(0.999))
 
 
+def funnel_point(p0: float, n: float) -> FunnelPoint:
+    """The 95 % and 99.8 % funnel limits around p0 at volume n (clipped to 0..1)."""
+    if not 0 <= p0 <= 1 or not n > 0:
+        raise InvalidInput("bad funnel parameters", [Problem("p0", f"need 0 <= p0 <= 1 and n > 0; got {p0}, {n}")])
+    se = math.sqrt(p0 * (1 - p0) / n)
+    return FunnelPoint(float(n), max(0.0, p0 - _Z95 * se), min(1.0, p0 + _Z95 * se),
+                       max(0.0, p0 - _Z998 * se), min(1.0, p0 + _Z998 * se))
+
+
 def funnel_limits(p0: float, max_n: float, points: int = 60, min_n: float = 1.0
                   ) -> tuple[FunnelPoint, ...]:
-    """95 % and 99.8 % limits around p0 at volumes spaced on a log scale up to max_n."""
-    if not 0 <= p0 <= 1 or max_n < min_n or points < 2:
+    """``funnel_point`` at volumes spaced on a log scale from min_n up to max_n, for drawing the funnel."""
+    if not 0 <= p0 <= 1 or not 0 < min_n <= max_n or points < 2:
         raise InvalidInput("bad funnel parameters",
                            [Problem("p0", f"p0={p0}, n from {min_n} to {max_n}")])
-    out = []
-    for n in np.geomspace(min_n, max_n, points):
-        se = math.sqrt(p0 * (1 - p0) / n)
-        out.append(FunnelPoint(float(n), max(0.0, p0 - _Z95 * se), min(1.0, p0 + _Z95 * se),
-                               max(0.0, p0 - _Z998 * se), min(1.0, p0 + _Z998 * se)))
-    return tuple(out)
+    return tuple(funnel_point(p0, float(n)) for n in np.geomspace(min_n, max_n, points))
 
 
 def _funnel_position(z: float) -> str:
@@ -154,29 +160,24 @@ def _homogeneity(counts: Mapping[str, tuple[int, int]]) -> HomogeneityTest:
     if (col == 0).any():
         return HomogeneityTest("chi2", 0.0, len(table) - 1, 1.0, 0.0,
                                "every unit has the same outcome: nothing to compare")
-    expected = np.outer(table.sum(axis=1), col) / table.sum()
+    chi2, p_value, dof, expected = stats.chi2_contingency(table, correction=False)
     min_exp = float(expected.min())
     if len(table) == 2 and min_exp < 5:
         res = stats.fisher_exact(table.astype(int))
         return HomogeneityTest("fisher", None, None, float(res.pvalue), min_exp,
                                "Fisher's exact test (an expected count is below 5)")
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    dof = len(table) - 1
     note = "Pearson chi-squared test of equal defect rates"
     if min_exp < 5:
         note += "; some expected counts are below 5, so the p-value is approximate"
-    return HomogeneityTest("chi2", chi2, dof, float(stats.chi2.sf(chi2, dof)), min_exp, note)
+    return HomogeneityTest("chi2", float(chi2), int(dof), float(p_value), min_exp, note)
 
 
 @dataclass(frozen=True)
-class ParetoBar:
+class ParetoBar(_Record):
     label: str
     count: int
     share: float
     cumulative_share: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def pareto(failures: Mapping[str, int] | Sequence[str]) -> tuple[ParetoBar, ...]:

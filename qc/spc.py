@@ -5,7 +5,9 @@ Charts (Montgomery, *Introduction to Statistical Quality Control*, ch. 6-7):
 - attributes: ``p_chart``, ``np_chart`` (varying subgroup sizes give per-point
   limits), ``c_chart``, ``u_chart`` and ``laney_p_chart`` (Laney 2002, for large
   subgroups whose between-subgroup variation the binomial model understates);
-- variables: ``xbar_r_chart``, ``xbar_s_chart``, ``imr_chart``.
+- variables: ``xbar_r_chart``, ``xbar_s_chart``, ``imr_chart``; ``xbar_s_chart`` also takes
+  subgroup ``Summary`` values (n, mean, sum of squares: what a database aggregates), of any size
+  from 2 up (its constants come from c4's closed form, not a table).
 
 Phase I and II: by default the limits come from the data themselves (Phase I,
 optionally leaving out subgroups with an assignable cause via ``exclude``).
@@ -34,6 +36,9 @@ __all__ = [
     "RULE_NAMES",
     "ChartConstants",
     "chart_constants",
+    "c4",
+    "Summary",
+    "pool",
     "Violation",
     "Baseline",
     "ControlChart",
@@ -46,6 +51,7 @@ __all__ = [
     "laney_p_chart",
     "xbar_r_chart",
     "xbar_s_chart",
+    "xbar_s_chart_from_summaries",
     "imr_chart",
 ]
 
@@ -87,6 +93,20 @@ class ChartConstants:
     B4: float
 
 
+def c4(n: int) -> float:
+    """E[s] / sigma for n normal observations: sqrt(2 / (n - 1)) Gamma(n / 2) / Gamma((n - 1) / 2)."""
+    if n < 2:
+        raise InvalidInput(f"c4 needs a subgroup of at least 2, got {n}", [Problem("n", "use n >= 2")])
+    return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+
+
+def _s_factors(n: int) -> tuple[float, float, float, float]:
+    """(c4, A3, B3, B4) for subgroup size n >= 2: the S-chart factors need only c4."""
+    k = c4(n)
+    b = 3 * math.sqrt(1 - k * k) / k
+    return k, 3 / (k * math.sqrt(n)), max(0.0, 1 - b), 1 + b
+
+
 def chart_constants(n: int) -> ChartConstants:
     """Factors for variables control charts for subgroup size n (2..25)."""
     if not 2 <= n <= 25:
@@ -95,12 +115,40 @@ def chart_constants(n: int) -> ChartConstants:
             [Problem("n", "use subgroups of 2 to 25 measurements, or the I-MR chart for 1")],
         )
     d2, d3 = _D2[n - 2], _D3[n - 2]
-    c4 = math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
-    b = 3 * math.sqrt(1 - c4 * c4) / c4
+    k, a3, b3, b4 = _s_factors(n)
     return ChartConstants(
-        n=n, d2=d2, d3=d3, c4=c4, A2=3 / (d2 * math.sqrt(n)), A3=3 / (c4 * math.sqrt(n)),
-        D3=max(0.0, 1 - 3 * d3 / d2), D4=1 + 3 * d3 / d2, B3=max(0.0, 1 - b), B4=1 + b,
+        n=n, d2=d2, d3=d3, c4=k, A2=3 / (d2 * math.sqrt(n)), A3=a3,
+        D3=max(0.0, 1 - 3 * d3 / d2), D4=1 + 3 * d3 / d2, B3=b3, B4=b4,
     )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One subgroup as a database can aggregate it: size, mean and sum of squared deviations from the mean."""
+
+    n: int
+    mean: float
+    sumsq: float
+
+    @classmethod
+    def of(cls, values: _Floats) -> Summary:
+        x = np.asarray(values, float)
+        m = float(x.mean()) if x.size else 0.0
+        return cls(int(x.size), m, float(((x - m) ** 2).sum()))
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (n - 1 in the denominator)."""
+        return math.sqrt(self.sumsq / (self.n - 1)) if self.n > 1 else 0.0
+
+
+def pool(parts: Sequence[Summary]) -> Summary:
+    """The summary of all the parts' values together: SS = sum(SS_i + n_i (m_i - m)^2) around the pooled mean."""
+    n = sum(p.n for p in parts)
+    if n == 0:
+        raise InvalidInput("nothing to pool", [Problem("subgroups", "give at least one measurement")])
+    mean = sum(p.n * p.mean for p in parts) / n
+    return Summary(n, mean, sum(p.sumsq + p.n * (p.mean - mean) ** 2 for p in parts))
 
 
 @dataclass(frozen=True)
@@ -321,6 +369,30 @@ def _baseline_of(kind: str, baseline: Baseline | None) -> Baseline | None:
     return baseline
 
 
+def _phase_i_count(n_points: int, baseline: Baseline | None, phase_i: int | None) -> int:
+    """How many leading points are Phase I: none against a frozen baseline."""
+    return 0 if baseline is not None else (phase_i or n_points)
+
+
+def _rate_baseline(kind: str, param: str, num: np.ndarray, den: np.ndarray, baseline: Baseline | None,
+                   phase_i: int | None, exclude: Collection[int]) -> tuple[Baseline, int]:
+    """The given baseline, or the Phase I rate sum(num) / sum(den); and the Phase I point count."""
+    base = _baseline_of(kind, baseline)
+    if base is None:
+        idx = _phase(len(num), phase_i, exclude)
+        base = Baseline(kind, {param: float(num[idx].sum() / den[idx].sum())}, len(idx))
+    return base, _phase_i_count(len(num), baseline, phase_i)
+
+
+def _three_sigma(kind: str, values: _Floats, center: float | np.ndarray, se: np.ndarray, base: Baseline,
+                 phase_i_count: int, rules: Collection[int], sizes: _Floats = (),
+                 cap: float | None = None) -> ControlChart:
+    """Limits centre +- 3 se per point, the lower clipped at 0 (a count or rate), the upper at ``cap``."""
+    c = np.broadcast_to(np.asarray(center, float), se.shape)
+    upper = c + 3 * se if cap is None else np.minimum(cap, c + 3 * se)
+    return _chart(kind, values, c, se, np.maximum(0, c - 3 * se), upper, base, phase_i_count, rules, sizes)
+
+
 # --------------------------------------------------------------------------- attribute charts
 
 
@@ -331,15 +403,9 @@ def p_chart(defectives: Sequence[float], sizes: Sequence[float], *, baseline: Ba
     d, n = _counts("defectives", defectives, sizes)
     if (d > n).any():
         raise InvalidInput("more defectives than units", [Problem("defectives", "d_i <= n_i")])
-    base = _baseline_of("p", baseline)
-    if base is None:
-        idx = _phase(len(d), phase_i, exclude)
-        base = Baseline("p", {"pbar": float(d[idx].sum() / n[idx].sum())}, len(idx))
+    base, k = _rate_baseline("p", "pbar", d, n, baseline, phase_i, exclude)
     pbar = base.params["pbar"]
-    se = np.sqrt(pbar * (1 - pbar) / n)
-    k = 0 if baseline is not None else (phase_i or len(d))
-    return _chart("p", d / n, np.full_like(se, pbar), se, np.maximum(0, pbar - 3 * se),
-                  np.minimum(1, pbar + 3 * se), base, k, rules, n)
+    return _three_sigma("p", d / n, pbar, np.sqrt(pbar * (1 - pbar) / n), base, k, rules, n, cap=1.0)
 
 
 def np_chart(defectives: Sequence[float], sizes: Sequence[float], *,
@@ -347,31 +413,19 @@ def np_chart(defectives: Sequence[float], sizes: Sequence[float], *,
              exclude: Collection[int] = (), rules: Collection[int] = ALL_RULES) -> ControlChart:
     """Number nonconforming; with varying n the centre n_i p-bar moves with each point."""
     d, n = _counts("defectives", defectives, sizes)
-    base = _baseline_of("p", baseline)
-    if base is None:
-        idx = _phase(len(d), phase_i, exclude)
-        base = Baseline("p", {"pbar": float(d[idx].sum() / n[idx].sum())}, len(idx))
+    base, k = _rate_baseline("p", "pbar", d, n, baseline, phase_i, exclude)
     pbar = base.params["pbar"]
-    se = np.sqrt(n * pbar * (1 - pbar))
-    k = 0 if baseline is not None else (phase_i or len(d))
-    return _chart("np", d, n * pbar, se, np.maximum(0, n * pbar - 3 * se), n * pbar + 3 * se,
-                  base, k, rules, n)
+    return _three_sigma("np", d, n * pbar, np.sqrt(n * pbar * (1 - pbar)), base, k, rules, n)
 
 
 def c_chart(counts: Sequence[float], *, baseline: Baseline | None = None,
             phase_i: int | None = None, exclude: Collection[int] = (),
             rules: Collection[int] = ALL_RULES) -> ControlChart:
     """Nonconformities per inspection unit of constant size; limits c-bar +- 3 sqrt(c-bar)."""
-    c, _ = _counts("counts", counts, None)
-    base = _baseline_of("c", baseline)
-    if base is None:
-        idx = _phase(len(c), phase_i, exclude)
-        base = Baseline("c", {"cbar": float(c[idx].mean())}, len(idx))
+    c, ones = _counts("counts", counts, None)
+    base, k = _rate_baseline("c", "cbar", c, ones, baseline, phase_i, exclude)
     cbar = base.params["cbar"]
-    se = np.full_like(c, math.sqrt(cbar))
-    k = 0 if baseline is not None else (phase_i or len(c))
-    return _chart("c", c, np.full_like(c, cbar), se, np.maximum(0, cbar - 3 * se),
-                  cbar + 3 * se, base, k, rules)
+    return _three_sigma("c", c, cbar, np.full_like(c, math.sqrt(cbar)), base, k, rules)
 
 
 def u_chart(counts: Sequence[float], units: Sequence[float], *, baseline: Baseline | None = None,
@@ -379,15 +433,9 @@ def u_chart(counts: Sequence[float], units: Sequence[float], *, baseline: Baseli
             rules: Collection[int] = ALL_RULES) -> ControlChart:
     """Nonconformities per unit; limits u-bar +- 3 sqrt(u-bar / n_i) per point."""
     c, n = _counts("counts", counts, units)
-    base = _baseline_of("u", baseline)
-    if base is None:
-        idx = _phase(len(c), phase_i, exclude)
-        base = Baseline("u", {"ubar": float(c[idx].sum() / n[idx].sum())}, len(idx))
+    base, k = _rate_baseline("u", "ubar", c, n, baseline, phase_i, exclude)
     ubar = base.params["ubar"]
-    se = np.sqrt(ubar / n)
-    k = 0 if baseline is not None else (phase_i or len(c))
-    return _chart("u", c / n, np.full_like(se, ubar), se, np.maximum(0, ubar - 3 * se),
-                  ubar + 3 * se, base, k, rules, n)
+    return _three_sigma("u", c / n, ubar, np.sqrt(ubar / n), base, k, rules, n)
 
 
 def laney_p_chart(defectives: Sequence[float], sizes: Sequence[float], *,
@@ -413,9 +461,8 @@ def laney_p_chart(defectives: Sequence[float], sizes: Sequence[float], *,
         base = Baseline("laney_p", {"pbar": pbar, "sigma_z": sigma_z}, len(idx))
     pbar, sigma_z = base.params["pbar"], base.params["sigma_z"]
     se = np.sqrt(pbar * (1 - pbar) / n) * sigma_z
-    k = 0 if baseline is not None else (phase_i or len(d))
-    return _chart("laney_p", d / n, np.full_like(se, pbar), se, np.maximum(0, pbar - 3 * se),
-                  np.minimum(1, pbar + 3 * se), base, k, rules, n)
+    return _three_sigma("laney_p", d / n, pbar, se, base, _phase_i_count(len(d), baseline, phase_i), rules, n,
+                        cap=1.0)
 
 
 # --------------------------------------------------------------------------- variables charts
@@ -455,7 +502,7 @@ def xbar_r_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | N
         raise InvalidInput("baseline subgroup size differs",
                            [Problem("subgroups", f"baseline n={int(base.params['n'])}, got {k.n}")])
     xx, rbar = base.params["xbarbar"], base.params["rbar"]
-    ph = 0 if baseline is not None else (phase_i or len(groups))
+    ph = _phase_i_count(len(groups), baseline, phase_i)
     ones = np.ones_like(xbar)
     loc = _chart("xbar", xbar, xx * ones, ones * k.A2 * rbar / 3, ones * (xx - k.A2 * rbar),
                  ones * (xx + k.A2 * rbar), base, ph, rules, ones * k.n)
@@ -467,19 +514,31 @@ def xbar_r_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | N
 def xbar_s_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | None = None,
                  phase_i: int | None = None, exclude: Collection[int] = (),
                  rules: Collection[int] = ALL_RULES) -> VariablesChart:
-    """X-bar and S charts; subgroup sizes may vary (per-point A3, B3, B4).
+    """X-bar and S charts of raw subgroups; sizes may vary (per-point A3, B3, B4)."""
+    return xbar_s_chart_from_summaries([Summary.of(g) for g in _subgroups(subgroups)], baseline=baseline,
+                                       phase_i=phase_i, exclude=exclude, rules=rules)
+
+
+def xbar_s_chart_from_summaries(subgroups: Sequence[Summary], *, baseline: Baseline | None = None,
+                                phase_i: int | None = None, exclude: Collection[int] = (),
+                                rules: Collection[int] = ALL_RULES) -> VariablesChart:
+    """X-bar and S charts from subgroup summaries of any size n >= 2 (per-point A3, B3, B4 from c4).
 
     Equal sizes: s-bar is the mean of s_i (Montgomery eq. 6.27). Varying sizes: x-dbar
     is weighted by n_i and s-bar pooled, sqrt(sum (n_i-1) s_i^2 / sum (n_i-1)) (eq. 6.31).
     """
-    groups = _subgroups(subgroups)
-    n = np.array([len(g) for g in groups])
-    ks = [chart_constants(int(m)) for m in n]
-    xbar = np.array([g.mean() for g in groups])
-    s = np.array([g.std(ddof=1) for g in groups])
+    bad = [i for i, g in enumerate(subgroups) if g.n < 2 or not math.isfinite(g.mean) or not math.isfinite(g.sumsq)]
+    if not subgroups or bad:
+        raise InvalidInput("every subgroup needs at least 2 finite measurements",
+                           [Problem(f"subgroups[{i}]", f"got {subgroups[i].n} values") for i in bad[:5]]
+                           or [Problem("subgroups", "give at least one")])
+    n = np.array([g.n for g in subgroups])
+    factors = np.array([_s_factors(int(m)) for m in n])  # columns c4, A3, B3, B4
+    xbar = np.array([g.mean for g in subgroups])
+    s = np.array([g.sd for g in subgroups])
     base = _baseline_of("xbar_s", baseline)
     if base is None:
-        idx = _phase(len(groups), phase_i, exclude)
+        idx = _phase(len(subgroups), phase_i, exclude)
         if len(set(n[idx])) == 1:
             xx, sbar = float(xbar[idx].mean()), float(s[idx].mean())
         else:
@@ -487,13 +546,11 @@ def xbar_s_chart(subgroups: Sequence[Sequence[float]], *, baseline: Baseline | N
             sbar = float(math.sqrt(((n[idx] - 1) * s[idx] ** 2).sum() / (n[idx] - 1).sum()))
         base = Baseline("xbar_s", {"xbarbar": xx, "sbar": sbar}, len(idx))
     xx, sbar = base.params["xbarbar"], base.params["sbar"]
-    a3 = np.array([k.A3 for k in ks])
-    c4 = np.array([k.c4 for k in ks])
-    ph = 0 if baseline is not None else (phase_i or len(groups))
+    c4s, a3, b3, b4 = factors.T
+    ph = _phase_i_count(len(subgroups), baseline, phase_i)
     loc = _chart("xbar", xbar, np.full(len(n), xx), a3 * sbar / 3, xx - a3 * sbar, xx + a3 * sbar,
                  base, ph, rules, n)
-    disp = _chart("s", s, np.full(len(n), sbar), sbar * np.sqrt(1 - c4**2) / c4,
-                  np.array([k.B3 for k in ks]) * sbar, np.array([k.B4 for k in ks]) * sbar,
+    disp = _chart("s", s, np.full(len(n), sbar), sbar * np.sqrt(1 - c4s**2) / c4s, b3 * sbar, b4 * sbar,
                   base, ph, set(rules) & {1}, n)
     return VariablesChart(loc, disp)
 
@@ -521,7 +578,7 @@ def imr_chart(values: Sequence[float], *, baseline: Baseline | None = None,
     k = chart_constants(2)
     sigma = mrbar / k.d2
     ones = np.ones_like(x)
-    ph = 0 if baseline is not None else (phase_i or len(x))
+    ph = _phase_i_count(len(x), baseline, phase_i)
     loc = _chart("i", x, mean * ones, sigma * ones, (mean - 3 * sigma) * ones,
                  (mean + 3 * sigma) * ones, base, ph, rules)
     # MR has no first point; chart it from the second observation on, indices shifted by 1.

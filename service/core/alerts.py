@@ -44,7 +44,7 @@ from typing import Any
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from qc import spc
+from qc import compare, spc
 from qc.errors import InvalidInput, NotFound, Problem
 from service.core import analytics as q
 from service.core import insights
@@ -158,7 +158,7 @@ def _rate_signals(session: Session, r_net: q.Resolved, r_node: q.Resolved, node:
     mine = next(iter(q.node_counts(session, r_node)), None)
     out: list[dict[str, Any]] = []
     if mine is not None and mine.n and pbar > 0:
-        rate, hi = mine.defects / mine.n, insights.funnel_limits(pbar, mine.n, insights.Z998)[1]
+        rate, hi = mine.defects / mine.n, compare.funnel_point(pbar, mine.n).upper998
         if rate > hi:
             out.append({"kind": "funnel", "rule": "funnel-above", "check": None,
                         "period": q.week_start(r_net.since.date()),

@@ -1,10 +1,10 @@
 """What the dashboard says: the queries of ``service.core.analytics`` turned into charts' data and plain sentences.
 
 Every function here returns JSON-ready dicts (the API returns them as they
-are; the dashboard and ``qc report`` draw them). The statistics come from
-``qc.spc`` (p-chart, run rules, chart constants); the few pieces that need
-subgroup *summaries* instead of raw values (a million records never leave the
-database) are small adapters below, following the same textbook formulas.
+are; the dashboard and ``qc report`` draw them). Every statistic is computed
+by ``qc`` (``qc.spc`` charts and run rules, ``qc.capability``, ``qc.compare``);
+where a million records must not leave the database, the database aggregates
+subgroup summaries (n, mean, sum of squares) and ``qc`` works from those.
 
 Readings are one line each, written for a manager on a tablet:
 "Yaoundé's defect rate is above the network's upper limit for 3 weeks".
@@ -13,7 +13,6 @@ Readings are one line each, written for a manager on a tablet:
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from qc import capability as cap
 from qc import compare, spc
 from qc.errors import InvalidInput, NotFound, Problem
 from qc.standards import ItemType, Standard
@@ -31,7 +31,6 @@ from service.storage.orm import Lot, Node, Product, UTCDateTime
 
 __all__ = [
     "MeasuredCheck",
-    "funnel_limits",
     "measured_checks",
     "measurement_view",
     "network_view",
@@ -39,63 +38,19 @@ __all__ = [
     "pareto_view",
 ]
 
-Z95, Z998 = 1.959964, 3.090232
 # Run rules worth a manager's attention on a weekly chart: beyond the limits, a run of nine on one side,
 # two of three beyond 2 sigma. (Rules 4, 7 and 8 mostly flag stratified sampling, not a process change.)
 CHART_RULES = frozenset({1, 2, 5})
 
 
-# --- small statistics adapters (summaries in, same formulas as qc.spc / qc.compare) ----------------
+def _summaries(groups: Sequence[q.Subgroup]) -> list[spc.Summary]:
+    return [spc.Summary(g.n, g.mean, g.sumsq) for g in groups]
 
 
-def funnel_limits(pbar: float, n: float, z: float) -> tuple[float, float]:
-    """The funnel limits at one volume n (``qc.compare.funnel_limits`` gives the curve on a grid)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    half = z * math.sqrt(max(pbar * (1 - pbar), 0.0) / n)
-    return (max(0.0, pbar - half), min(1.0, pbar + half))
-
-
-def _c4(n: int) -> float:
-    return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
-
-
-def xbar_s_from_summaries(groups: Sequence[q.Subgroup]) -> spc.ControlChart:
-    """X-bar chart (limits from the pooled S, Montgomery eq. 6.31) from subgroup summaries.
-
-    ``qc.spc.xbar_s_chart`` takes raw values and stops at n = 25 (its table); weekly subgroups of a busy
-    node are larger, so c4 comes from its closed form here. Run rules are ``qc.spc.run_rules``.
-    """
+def xbar_chart(groups: Sequence[q.Subgroup]) -> spc.ControlChart:
+    """The X-bar chart (``qc.spc.xbar_s_chart_from_summaries``) of the subgroups with two or more values."""
     usable = [g for g in groups if g.n >= 2]
-    n = [g.n for g in usable]
-    xbar = [g.mean for g in usable]
-    dof = sum(k - 1 for k in n)
-    xx = sum(k * m for k, m in zip(n, xbar, strict=True)) / sum(n)
-    sbar = math.sqrt(sum(g.sumsq for g in usable) / dof) if dof else 0.0
-    se = [sbar / (_c4(k) * math.sqrt(k)) for k in n]
-    lcl = [xx - 3 * s for s in se]
-    ucl = [xx + 3 * s for s in se]
-    violations = spc.run_rules(xbar, [xx] * len(xbar), se, lcl, ucl, CHART_RULES)
-    base = spc.Baseline("xbar_s", {"xbarbar": xx, "sbar": sbar}, len(usable))
-    return spc.ControlChart("xbar", tuple(xbar), (xx,) * len(xbar), tuple(lcl), tuple(ucl), tuple(se),
-                            violations, base, len(usable), tuple(float(k) for k in n))
-
-
-def capability(mean: float, sigma_within: float, sigma_overall: float,
-               lsl: float | None, usl: float | None) -> dict[str, float | None]:
-    """Cp/Cpk (within-subgroup sigma) and Pp/Ppk (overall sigma), ISO 22514-2 / AIAG SPC."""
-
-    def indices(sigma: float) -> tuple[float | None, float | None]:
-        if sigma <= 0:
-            return None, None
-        cp = (usl - lsl) / (6 * sigma) if lsl is not None and usl is not None else None
-        sides = [x for x in ((usl - mean) / (3 * sigma) if usl is not None else None,
-                             (mean - lsl) / (3 * sigma) if lsl is not None else None) if x is not None]
-        return cp, (min(sides) if sides else None)
-
-    cp, cpk = indices(sigma_within)
-    pp, ppk = indices(sigma_overall)
-    return {"cp": cp, "cpk": cpk, "pp": pp, "ppk": ppk}
+    return spc.xbar_s_chart_from_summaries(_summaries(usable), rules=CHART_RULES).location
 
 
 # --- what the standard measures -------------------------------------------------------------------
@@ -149,10 +104,11 @@ def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
     nodes: list[dict[str, Any]] = []
     for rate in comparison.nodes:
         status = {"above_998": "above", "below_998": "below", "inside": "within"}.get(rate.funnel, "warning")
+        limits = compare.funnel_point(pbar, rate.n)
         nodes.append({"node": rate.node, "n": rate.n, "defects": rate.defects, "rate": rate.rate,
                       "ci95": [rate.lower, rate.upper], "z": rate.z, "funnel_position": rate.funnel,
-                      "funnel95": list(funnel_limits(pbar, rate.n, Z95)),
-                      "funnel998": list(funnel_limits(pbar, rate.n, Z998)), "status": status})
+                      "funnel95": [limits.lower95, limits.upper95],
+                      "funnel998": [limits.lower998, limits.upper998], "status": status})
     readings = []
     for node in nodes:
         if node["status"] == "above":
@@ -251,7 +207,7 @@ def measurement_view(session: Session, r: q.Resolved, check: MeasuredCheck) -> d
     chart: dict[str, Any] | None = None
     kind = "none"
     if sum(1 for g in pooled if g.n >= 2) >= 2:
-        chart, kind = xbar_s_from_summaries(pooled).to_dict(), "xbar_s"
+        chart, kind = xbar_chart(pooled).to_dict(), "xbar_s"
         chart["weeks"] = [g.week.isoformat() for g in pooled if g.n >= 2]
     elif len(values := q.measurement_values(session, r, check.id)) >= 2:
         imr = spc.imr_chart([v for _n, v in values])
@@ -263,39 +219,47 @@ def measurement_view(session: Session, r: q.Resolved, check: MeasuredCheck) -> d
 
 
 def _pool_weeks(groups: Sequence[q.Subgroup]) -> list[q.Subgroup]:
-    """Network subgroups: all nodes' measurements of one week together (sums of squares add up around the
-    pooled mean: SS = sum(SS_i + n_i (m_i - m)^2))."""
+    """Network subgroups: all nodes' measurements of one week together (``qc.spc.pool``)."""
     by_week: dict[dt.date, list[q.Subgroup]] = defaultdict(list)
     for g in groups:
         by_week[g.week].append(g)
     out = []
     for week in sorted(by_week):
         gs = by_week[week]
-        n = sum(g.n for g in gs)
-        mean = sum(g.n * g.mean for g in gs) / n
-        ss = sum(g.sumsq + g.n * (g.mean - mean) ** 2 for g in gs)
-        out.append(q.Subgroup(-1, week, n, mean, min(g.minimum for g in gs), max(g.maximum for g in gs), ss))
+        both = spc.pool(_summaries(gs))
+        out.append(q.Subgroup(-1, week, both.n, both.mean, min(g.minimum for g in gs), max(g.maximum for g in gs),
+                              both.sumsq))
     return out
 
 
 def _node_measurement(node: str, who: str, groups: list[q.Subgroup], check: MeasuredCheck) -> dict[str, Any]:
-    n = sum(g.n for g in groups)
-    mean = sum(g.n * g.mean for g in groups) / n
-    ss_total = sum(g.sumsq + g.n * (g.mean - mean) ** 2 for g in groups)
-    dof_within = sum(g.n - 1 for g in groups)
-    s_within = math.sqrt(sum(g.sumsq for g in groups) / dof_within) if dof_within > 0 else 0.0
-    s_overall = math.sqrt(ss_total / (n - 1)) if n > 1 else 0.0
-    cap = capability(mean, s_within, s_overall, check.lsl, check.usl)
-    chart = xbar_s_from_summaries(groups) if sum(1 for g in groups if g.n >= 2) >= 2 else None
+    """One node's capability (``qc.capability``; refused under 30 values, the reason then in the reading)."""
+    summaries = _summaries(groups)
+    everything = spc.pool(summaries)
+    indices: dict[str, float | None] = {"s_within": cap.pooled_sigma_within(summaries), "s_overall": everything.sd,
+                                        "cp": None, "cpk": None, "pp": None, "ppk": None}
+    refused = None
+    try:
+        c = cap.capability_from_summaries(summaries, lsl=check.lsl, usl=check.usl)
+    except InvalidInput as exc:
+        refused = exc.message.split(". ")[0]  # e.g. "capability needs at least 30 measurements; got 12"
+    else:
+        indices.update(cp=c.cp.estimate if c.cp else None, cpk=c.cpk.estimate,
+                       pp=c.pp.estimate if c.pp else None, ppk=c.ppk.estimate)
+    chart = xbar_chart(groups) if sum(1 for g in groups if g.n >= 2) >= 2 else None
     weeks = [g.week.isoformat() for g in groups if g.n >= 2]
     reading = None
     if chart is not None and chart.violations:
         last = chart.violations[-1]
         if last.points[-1] >= len(chart.values) - 4:
             reading = f"{who}: {check.label} — {spc.RULE_NAMES[last.rule]} (week of {weeks[last.points[-1]]})."
-    if reading is None and cap["cpk"] is not None and cap["cpk"] < 1.0:
-        reading = f"{who}: {check.label} is not capable (Cpk {cap['cpk']:.2f} < 1.0; mean {mean:.3f} {check.unit})."
-    return {"node": node, "n": n, "mean": mean, "s_within": s_within, "s_overall": s_overall, **cap,
+    cpk = indices["cpk"]
+    if refused is not None:  # the reason stands where the number would
+        reading = f"{reading} {refused[0].upper()}{refused[1:]}." if reading else f"{who}: {check.label} — {refused}."
+    elif reading is None and cpk is not None and cpk < 1.0:
+        reading = (f"{who}: {check.label} is not capable (Cpk {cpk:.2f} < 1.0; mean {everything.mean:.3f} "
+                   f"{check.unit}).")
+    return {"node": node, "n": everything.n, "mean": everything.mean, **indices, "capability_refused": refused,
             "weeks": weeks, "chart": chart.to_dict() if chart else None, "reading": reading}
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from qc.capability import capability
+from qc.capability import capability, capability_from_summaries
 from qc.errors import InvalidInput
+from qc.spc import Summary
 
 
 def _sample(n: int, mean: float, sd: float, seed: int = 1) -> list[float]:
@@ -92,3 +93,40 @@ def test_cp_interval_matches_the_chi_square_formula():
     assert cap.pp.estimate == pytest.approx(pp)
     assert cap.pp.lower == pytest.approx(pp * math.sqrt(stats.chi2.ppf(0.025, 34) / 34))
     assert cap.to_dict()["ppk"]["estimate"] == pytest.approx(1.0)
+
+
+def _c4(n: int) -> float:
+    return math.sqrt(2 / (n - 1)) * math.gamma(n / 2) / math.gamma((n - 1) / 2)
+
+
+def test_capability_from_summaries_pools_sigma_within_with_the_unbiasing_constant():
+    # Pooled s over subgroups of unequal sizes (Montgomery eq. 6.31) divided by c4(d + 1), d = sum(n_i - 1);
+    # sigma_overall the sample sd of all values; both recomputed here from the raw values.
+    rng = np.random.default_rng(7)
+    groups = [rng.normal(20.0, 0.5, k) for k in (6, 40, 9, 3)]
+    cap = capability_from_summaries([Summary.of(g) for g in groups], lsl=18.0, usl=22.5)
+    x = np.concatenate(groups)
+    d = len(x) - len(groups)
+    sp = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / d)
+    sigma_within = sp / _c4(d + 1)
+    assert cap.n_points == 58 and cap.n_subgroups == 4
+    assert cap.sigma_within == pytest.approx(sigma_within)
+    assert cap.sigma_overall == pytest.approx(x.std(ddof=1))
+    assert cap.cp.estimate == pytest.approx(4.5 / (6 * sigma_within))
+    assert cap.cpk.estimate == pytest.approx(min(22.5 - x.mean(), x.mean() - 18.0) / (3 * sigma_within))
+    assert cap.ppk.estimate == pytest.approx(min(22.5 - x.mean(), x.mean() - 18.0) / (3 * x.std(ddof=1)))
+    # the interval is Bissell's, with n the number of values (Montgomery eq. 8.20)
+    half = 1.959964 * math.sqrt(1 / (9 * 58) + cap.cpk.estimate**2 / (2 * 57))
+    assert cap.cpk.lower == pytest.approx(cap.cpk.estimate - half, rel=1e-6)
+    assert cap.normality_p is None and cap.normal is None  # no values, no Shapiro-Wilk
+
+
+def test_capability_from_summaries_refuses_like_the_raw_values():
+    few = [Summary.of([1.0, 1.1, 0.9, 1.05])] * 3
+    with pytest.raises(InvalidInput, match="at least 30 measurements; got 12"):
+        capability_from_summaries(few, lsl=0.5, usl=1.5)
+    singles = [Summary.of([v]) for v in _sample(40, 1.0, 0.1)]
+    with pytest.raises(InvalidInput, match="within-subgroup spread is unknown"):
+        capability_from_summaries(singles, lsl=0.5, usl=1.5)
+    with pytest.raises(InvalidInput):
+        capability_from_summaries([Summary.of(_sample(40, 1, 0.1))])

@@ -84,3 +84,25 @@ def test_invalid_counts_are_refused():
         compare.compare_nodes({"x": (5, 3)})
     with pytest.raises(InvalidInput):
         compare.wilson_interval(1, 0)
+
+
+def test_funnel_point_at_one_volume_is_the_normal_approximation():
+    # Spiegelhalter 2005: p0 +- z sqrt(p0 (1 - p0) / n), z = 1.959964 (95 %) and 3.090232 (99.8 %)
+    at = compare.funnel_point(0.1, 250)
+    se = math.sqrt(0.1 * 0.9 / 250)
+    assert (at.lower95, at.upper95) == pytest.approx((0.1 - 1.959964 * se, 0.1 + 1.959964 * se), rel=1e-6)
+    assert (at.lower998, at.upper998) == pytest.approx((0.1 - 3.090232 * se, 0.1 + 3.090232 * se), rel=1e-6)
+    small = compare.funnel_point(0.1, 4)  # clipped to a proportion
+    assert small.lower998 == 0.0 and small.upper998 < 1.0
+    with pytest.raises(InvalidInput):
+        compare.funnel_point(0.1, 0)
+
+
+def test_wilson_interval_at_other_confidence_levels():
+    # Wilson's closed form at z = 2.575829 (99 %), computed here: 15 of 148
+    z, p, n = 2.575829, 15 / 148, 148
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert compare.wilson_interval(15, 148, 0.99) == pytest.approx((centre - half, centre + half), rel=1e-6)
+    with pytest.raises(InvalidInput):
+        compare.wilson_interval(1, 10, 1.5)

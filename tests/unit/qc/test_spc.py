@@ -10,6 +10,7 @@ special causes", J. Qual. Technol. 16(4), 1984.
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -300,3 +301,25 @@ def test_xbar_s_with_varying_subgroup_sizes_uses_pooled_s_and_per_point_limits()
     assert ch.baseline.params["sbar"] == pytest.approx(sbar)
     for i, n in enumerate(ns):
         assert ch.location.ucl[i] == pytest.approx(xx + a3[n] * sbar, abs=1e-3 * sbar)
+
+
+def test_summaries_pool_and_chart_like_the_raw_values():
+    a, b = [9.8, 10.1, 10.0, 10.3], [10.2, 9.9, 10.4]
+    both = spc.pool([spc.Summary.of(a), spc.Summary.of(b)])
+    m = sum(a + b) / 7
+    assert (both.n, both.mean) == (7, pytest.approx(m))
+    assert both.sumsq == pytest.approx(sum((x - m) ** 2 for x in a + b))
+    assert spc.Summary.of(a).sd == pytest.approx(statistics.stdev(a))
+    with pytest.raises(InvalidInput):
+        spc.xbar_s_chart_from_summaries([spc.Summary.of([1.0])])
+
+
+def test_c4_closed_form_against_the_printed_table_and_beyond_it():
+    # Montgomery Appendix Table VI: c4(2) = 0.7979, c4(10) = 0.9727, c4(25) = 0.9896; c4(n) ~ 4(n-1)/(4n-3)
+    assert [round(spc.c4(n), 4) for n in (2, 10, 25)] == [0.7979, 0.9727, 0.9896]
+    assert spc.c4(100) == pytest.approx(4 * 99 / 397, rel=1e-4)
+    # an S chart of subgroups of 50 (beyond the table): A3 = 3 / (c4 sqrt 50)
+    groups = [[10.0 + 0.01 * ((7 * i + j) % 13) for j in range(50)] for i in range(6)]
+    ch = spc.xbar_s_chart(groups)
+    sbar = ch.baseline.params["sbar"]
+    assert ch.location.ucl[0] - ch.location.center[0] == pytest.approx(3 * sbar / (spc.c4(50) * math.sqrt(50)))
