@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+import shlex
+import socket
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
+from demo.guard import claim_folder, reserve_port
 from demo.network import DEMO_NODES, plan_demo
 from demo.photos import DemoPhotos
 from service.cli.db import cli_errors
@@ -25,7 +27,8 @@ DEMO_ACTOR = "demo"
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("kipimo-demo"), show_default=True,
-              help="Folder for the demo's database and photos (recreated on every run).")
+              help="Folder for the demo's database and photos (emptied on every run; refused while another "
+              "demo uses it).")
 @click.option("--weeks", type=click.IntRange(1, 52), default=12, show_default=True,
               help="How many weeks of history to generate.")
 @click.option("--seed", type=int, default=2026, show_default=True, help="Seed; the same seed gives the same demo.")
@@ -40,15 +43,21 @@ def demo(data_dir: Path, weeks: int, seed: int, host: str, port: int, no_serve: 
     token per role and prints them, records a few hundred realistic submissions
     (photos rendered on the calibration card and inspected by the real
     pipeline) across nodes and weeks, then serves on HOST:PORT and prints what
-    to open.
+    to open. A taken port, or a folder another demo is using, is refused at once.
     """
-    settings = Settings()
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None, "host": host, "port": port})
-    with cli_errors():
-        tokens = build_demo(settings, weeks=weeks, seed=seed)
-    base = f"http://{host}:{port}"
+    sock = None if no_serve else reserve_port(host, port)  # held from now on, handed to the server
+    with claim_folder(data_dir):  # the folder is this process's until the demo stops
+        settings = Settings().model_copy(update={"data_dir": data_dir, "database_url": None,
+                                                 "host": host, "port": port})
+        with cli_errors():
+            tokens = build_demo(settings, weeks=weeks, seed=seed)
+        _print_ready(settings, tokens)
+        if sock is not None:
+            _serve(settings, sock)
+
+
+def _print_ready(settings: Settings, tokens: dict[str, str]) -> None:
+    base = f"http://{settings.host}:{settings.port}"
     click.echo("\nKipimo demo is ready. Tokens (shown once; the database keeps only their hashes):")
     for label, token in tokens.items():
         click.echo(f"  {label:<22} {token}")
@@ -58,14 +67,24 @@ def demo(data_dir: Path, weeks: int, seed: int, host: str, port: int, no_serve: 
     click.echo(f"  dashboard       {base}/dashboard   (sign in with the manager token)")
     click.echo(f"  API docs        {base}/docs")
     click.echo(f"  health          {base}/api/v1/health")
-    if no_serve:
-        return
+    click.echo("\nThe README's commands (qc report, qc alerts list, curl ...) work on this data after:")
+    click.echo(f"  {export_line(settings.data_dir, tokens)}")
+
+
+def _serve(settings: Settings, sock: socket.socket) -> None:
     import uvicorn  # noqa: PLC0415
 
     from service.http.app import create_app  # noqa: PLC0415
 
-    click.echo(f"\nServing on {base} (Ctrl+C stops).")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    click.echo(f"\nServing on http://{settings.host}:{settings.port} (Ctrl+C stops).")
+    uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning")).run(sockets=[sock])
+
+
+def export_line(data_dir: Path, tokens: dict[str, str]) -> str:
+    """The shell line that points ``qc`` at the demo's data and names the README's ``$TECH``, ``$MANAGER``, ..."""
+    values = {"KIPIMO_DATA_DIR": str(data_dir.resolve()), "TECH": tokens[f"technician@{DEMO_NODES[0].name}"],
+              "MANAGER": tokens["manager"], "AUDITOR": tokens["auditor"], "ADMIN": tokens["admin"]}
+    return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
 
 
 def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict[str, str]:
@@ -91,10 +110,17 @@ def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict
             # the shipped tile model judges real tile photos only; synthetic stand-ins would all fail
             current.pop("magnetic-tile", None)
             click.echo("magnetic-tile records skipped: data set not found (set KIPIMO_MT_DATASET)", err=True)
-        plan = list(plan_demo(list(current.values()), now=now, make_photo=photos, weeks=weeks, seed=seed))
-        for sub in tqdm(plan, desc="recording demo submissions", unit="rec"):
+        standards = list(current.values())
+        # the plan does not depend on the photos: count it with a stand-in, then render as the bar moves
+        total = sum(1 for _ in plan_demo(standards, now=now, make_photo=_no_photo, weeks=weeks, seed=seed))
+        plan = plan_demo(standards, now=now, make_photo=photos, weeks=weeks, seed=seed)
+        for sub in tqdm(plan, total=total, desc="rendering, inspecting, recording", unit="record"):
             received = dt.datetime.fromisoformat(sub.record["captured_at"]) + dt.timedelta(minutes=3)
             record_submission(ctx, record=sub.record, photos=sub.photos, now=received, node=sub.node)
     finally:
         ctx.close()
     return tokens
+
+
+def _no_photo(*_: object) -> bytes:
+    return b""

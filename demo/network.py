@@ -60,9 +60,14 @@ def plan_demo(
     seed: int = 2026,
     nodes: tuple[DemoNode, ...] = DEMO_NODES,
 ) -> Iterator[DemoSubmission]:
-    """Yield submissions oldest first, spread over ``weeks`` weeks before ``now``."""
+    """Yield submissions oldest first, spread over ``weeks`` weeks before ``now``.
+
+    The records do not depend on ``make_photo``: a cheap stand-in gives the same plan (and its length)
+    as the real renderer, which is how ``python -m demo`` sizes its progress bar before rendering.
+    """
     rng = np.random.default_rng(seed)
     start = now - dt.timedelta(weeks=weeks)
+    made = 0  # each submission's photos draw from their own stream, so the plan never depends on make_photo
     for week in range(weeks):
         for node in nodes:
             for standard in standards:
@@ -72,8 +77,10 @@ def plan_demo(
                     captured = start + dt.timedelta(weeks=week, hours=float(rng.uniform(8, 24 * 6)))
                     answers = {item.id: _answer(item, node, week, rng) for item in standard.items}
                     answers = {k: v for k, v in answers.items() if v is not None}
-                    photos = {slot.id: make_photo(standard, slot, node, week, rng) for slot in standard.photos
-                              if slot.required or rng.random() < 0.5}
+                    slots = [slot for slot in standard.photos if slot.required or rng.random() < 0.5]
+                    photo_rng = np.random.default_rng([seed, made])
+                    made += 1
+                    photos = {slot.id: make_photo(standard, slot, node, week, photo_rng) for slot in slots}
                     record = {
                         "id": str(uuid.UUID(bytes=rng.bytes(16), version=4)),
                         "product": standard.product,
