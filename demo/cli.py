@@ -18,6 +18,7 @@ from service.cli.init import initialise
 from service.core.auth import create_token
 from service.core.checklists import load_shipped_standards
 from service.core.context import open_context
+from service.core.outbox import drain_outbox
 from service.core.submissions import record_submission
 from service.settings import Settings
 from service.storage import repository as repo
@@ -117,6 +118,7 @@ def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict
         for sub in tqdm(plan, total=total, desc="rendering, inspecting, recording", unit="record"):
             received = dt.datetime.fromisoformat(sub.record["captured_at"]) + dt.timedelta(minutes=3)
             record_submission(ctx, record=sub.record, photos=sub.photos, now=received, node=sub.node)
+            drain_outbox(ctx)  # its alerts now, judged at its own time, as the server's worker would
     finally:
         ctx.close()
     return tokens

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     frozen_time: dt.datetime | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # KIPIMO_WEBHOOK_URL=https://...: each stored submission and each new alert is POSTed there as JSON
+    # (from the outbox, with retries; see service/core/outbox.py). Unset: no webhook.
+    webhook_url: str | None = None
+    webhook_timeout_s: float = 10.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -25,18 +25,15 @@ to break the p-chart's limit.
 An alert is one row, keyed by signal and subgroup: evaluating again never
 duplicates it, and while a signal of the same kind is open for the node no
 second one is opened. Acknowledging keeps the row and adds who, when and why.
-An optional webhook (``KIPIMO_ALERT_WEBHOOK``) receives new alerts as JSON.
+After a submission the evaluation runs from the outbox (``service/core/outbox.py``), which also posts new
+alerts to the webhook (``Settings.webhook_url``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import os
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,23 +49,19 @@ from service.storage.orm import Alert, Node, Product
 
 __all__ = [
     "ALERT_WEEKS",
-    "WEBHOOK_ENV",
     "acknowledge_alert",
     "alert_view",
-    "evaluate_after_submission",
     "evaluate_alerts",
     "evaluate_all",
     "find_signals",
     "list_alerts",
+    "store_signals",
 ]
-
-log = logging.getLogger(__name__)
 
 ALERT_WEEKS = 12
 RECENT_WEEKS = 4  # mean shifts: the latest weeks judged against the node's earlier weeks in the window
 MIN_BASELINE_WEEKS = 6
 MIN_DEFECTS = 2  # one defective unit in a small week is not a signal
-WEBHOOK_ENV = "KIPIMO_ALERT_WEBHOOK"
 
 
 def _node(session: Session, value: int | str) -> Node:
@@ -92,7 +85,7 @@ def evaluate_alerts(session: Session, *, product: int | str, node: int | str, no
     """Open the alerts that the latest ``ALERT_WEEKS`` weeks of ``node`` x ``product`` call for (flushed, not
     committed). Returns the new rows. The network baseline is reused between calls unless ``fresh``."""
     product_id, node_id, found = find_signals(session, product=product, node=node, now=now, fresh=fresh)
-    return _store(session, found, product_id=product_id, node_id=node_id, now=now)
+    return store_signals(session, found, product_id=product_id, node_id=node_id, now=now)
 
 
 def find_signals(session: Session, *, product: int | str, node: int | str, now: dt.datetime,
@@ -232,8 +225,9 @@ def _mean_signals(session: Session, r_node: q.Resolved, node: str,
     return out
 
 
-def _store(session: Session, found: Sequence[dict[str, Any]], *, product_id: int, node_id: int,
-           now: dt.datetime) -> list[Alert]:
+def store_signals(session: Session, found: Sequence[dict[str, Any]], *, product_id: int, node_id: int,
+                  now: dt.datetime) -> list[Alert]:
+    """Store the signals ``find_signals`` found as new alerts (flushed); returns the new rows."""
     open_signatures = {
         (a.kind, a.rule, a.check_id)
         for a in session.scalars(select(Alert).where(Alert.product_id == product_id, Alert.node_id == node_id,
@@ -258,25 +252,6 @@ def _store(session: Session, found: Sequence[dict[str, Any]], *, product_id: int
     return new
 
 
-def evaluate_after_submission(ctx: Any, *, product: int | str, node: int | str, now: dt.datetime) -> list[int]:
-    """Evaluate after a submission committed; never fails the ingest. The queries run in a read transaction;
-    the write lock is taken only when there is a signal to store (SQLite writers queue on it)."""
-    try:
-        with ctx.db.session() as session:
-            product_id, node_id, found = find_signals(session, product=product, node=node, now=now)
-        if not found:
-            return []
-        with ctx.db.write_session() as session:
-            views = [alert_view(a) for a in _store(session, found, product_id=product_id, node_id=node_id,
-                                                   now=now)]
-    except Exception:  # noqa: BLE001 - an alert problem must not lose a record that is already stored
-        log.exception("alert evaluation failed for product %s node %s", product, node)
-        return []
-    if views:
-        notify_webhook(views)
-    return [v["id"] for v in views]
-
-
 def evaluate_all(ctx: Any, *, now: dt.datetime) -> list[dict[str, Any]]:
     """Evaluate every node x product that has records (after a bulk import)."""
     with ctx.db.session() as session:
@@ -287,25 +262,6 @@ def evaluate_all(ctx: Any, *, now: dt.datetime) -> list[dict[str, Any]]:
             out += [alert_view(a) for a in evaluate_alerts(session, product=product, node=node, now=now,
                                                            fresh=True)]
     return out
-
-
-def notify_webhook(alerts: list[dict[str, Any]], url: str | None = None) -> threading.Thread | None:
-    """POST new alerts to ``KIPIMO_ALERT_WEBHOOK`` (JSON ``{"alerts": [...]}``) on a background thread."""
-    url = url or os.environ.get(WEBHOOK_ENV)
-    if not url:
-        return None
-
-    def post() -> None:
-        body = json.dumps({"alerts": alerts}, default=str).encode()
-        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            urllib.request.urlopen(req, timeout=5).close()  # noqa: S310 - an operator-configured URL
-        except Exception as exc:  # noqa: BLE001 - the alert is stored; the webhook is best effort
-            log.warning("alert webhook %s failed: %s", url, exc)
-
-    thread = threading.Thread(target=post, name="kipimo-alert-webhook", daemon=True)
-    thread.start()
-    return thread
 
 
 def list_alerts(session: Session, *, status: str | None = "open", product: str | None = None,

@@ -31,9 +31,9 @@ from qc.evaluate import evaluate, validate_submission
 from qc.findings import PhotoFindings
 from qc.records import canonical_json, record_sha256, sha256_hex
 from qc.standards import PhotoSlot, Standard
-from service.core.alerts import evaluate_after_submission
 from service.core.auth import Principal, Role
 from service.core.context import ServiceContext
+from service.core.outbox import enqueue_after_submission
 from service.core.schemas import RecordIn, SubmissionOut
 from service.storage import repository as repo
 from service.storage.orm import CheckResultRow, PhotoRow, StandardRow, Submission
@@ -180,6 +180,8 @@ def record_submission(
             detail={"record_sha256": record_hash, "verdict": str(verdict.verdict),
                     "standard": f"{standard.product}@{standard.version}"}, now=now,
         )
+        enqueue_after_submission(session, ctx.settings, sub, node=principal.node, product=standard.product,
+                                 standard_version=standard.version, lot=rec.lot, now=now)  # alerts, webhook
 
     # Bytes first, rows second: a crash in between leaves an orphan file for `qc store gc`, never a row without
     # its photo. (Every refusal happened above, so a refused upload leaves no file either.) Writing on a helper
@@ -205,7 +207,6 @@ def record_submission(
     for data, sha in blobs:  # a concurrent `qc store gc` may have swept a reused orphan just before the commit
         if not ctx.store.exists(sha):
             ctx.store.put(data, sha)
-    evaluate_after_submission(ctx, product=product_id, node=principal.node_id, now=now)  # alerts; never raises
     with ctx.db.session() as session:
         stored = repo.get_submission(session, id=str(rec.id))
         assert stored is not None

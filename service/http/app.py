@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qc.errors import PayloadTooLarge, Problem
 from service.core.context import ServiceContext, open_context
+from service.core.outbox import OutboxWorker
 from service.http.errors import error_body, install_error_handlers
 from service.http.routes import analytics, meta, photos, standards, submissions
 from service.http.routes.meta import kipimo_version
@@ -83,12 +84,17 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     The database must already be migrated (``qc db upgrade`` / ``qc init``).
     """
     ctx = context or open_context(settings)
+    worker = OutboxWorker(ctx)  # post-commit work (alerts, webhook): drained every second and after each commit
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if context is None:  # we opened it, we close it
-            ctx.close()
+        worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()  # finishes the row in hand; what is left stays pending for the next start
+            if context is None:  # we opened it, we close it
+                ctx.close()
 
     app = FastAPI(
         title="Kipimo",
@@ -100,6 +106,7 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.outbox = worker
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

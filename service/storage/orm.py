@@ -36,6 +36,7 @@ __all__ = [
     "Lot",
     "ModelRow",
     "Node",
+    "Outbox",
     "PhotoRow",
     "Product",
     "StandardRow",
@@ -274,6 +275,27 @@ class Alert(Base):
 
     node: Mapped[Node] = relationship(lazy="joined")
     product: Mapped[Product] = relationship(lazy="joined")
+
+
+class Outbox(Base):
+    """Post-commit work (``service/core/outbox.py``), written in the transaction of the change that calls for it.
+
+    ``pending`` rows are due at ``next_attempt_at``; a drain claims a row by moving that time past a lease,
+    then marks it ``done`` or records ``last_error`` and schedules a retry; after the last attempt the row
+    stays ``failed`` (listed by ``qc outbox list``, never dropped).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))  # alerts.evaluate | webhook.submission | webhook.alerts
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # Indexes for the dashboard's aggregates (migration 0002). Declared here, not in the classes above, so the

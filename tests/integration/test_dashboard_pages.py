@@ -172,36 +172,6 @@ def test_the_shifted_node_alone_gets_rate_and_mean_shift_alerts(network: Any, ct
             assert evaluate_alerts(session, product=TEST_PRODUCT, node=node, now=NOW, fresh=True) == []
 
 
-def test_new_alerts_are_posted_to_the_webhook() -> None:
-    import json  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-    from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: PLC0415
-
-    from service.core.alerts import notify_webhook  # noqa: PLC0415
-
-    received: list[dict[str, Any]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.handle_request, daemon=True).start()
-    try:
-        sent = notify_webhook([{"id": 1, "node": "node-b", "message": "shift"}],
-                              url=f"http://127.0.0.1:{server.server_port}/hook")
-        assert sent is not None
-        sent.join(timeout=10)
-    finally:
-        server.server_close()
-    assert received == [{"alerts": [{"id": 1, "node": "node-b", "message": "shift"}]}]
-
-
 @pytest.mark.xfail(strict=True, reason="issue 14: the mean-shift rule puts a partial current week's mean on an "
                                        "individuals chart of full weeks; the steady node then alarms")
 def test_a_partial_current_week_raises_no_alert_for_the_steady_node(ctx: Any, seed: Any) -> None:
