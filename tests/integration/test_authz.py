@@ -116,3 +116,33 @@ def test_openapi_lists_the_api(client):
                  "/api/v1/standards/{product}", "/api/v1/photos/{sha256}", "/api/v1/health", "/api/v1/me",
                  "/api/v1/submissions/{submission_id}/photos/{slot}/overlay", "/api/v1/submissions.csv"):
         assert path in paths
+
+
+_READERS = "(allowed: manager, auditor, admin)"
+_ANALYTICS = f"a technician token may not read the network's analytics {_READERS}"
+
+
+@pytest.mark.parametrize(("who", "method", "path", "message"), [
+    ("tech_a", "GET", "/api/v1/analytics/overview", _ANALYTICS),
+    ("tech_a", "GET", "/api/v1/analytics/lots/1", _ANALYTICS),
+    ("tech_a", "GET", "/api/v1/alerts", _ANALYTICS),
+    ("auditor", "POST", "/api/v1/alerts/1/acknowledge",
+     "a auditor token may not acknowledge alerts (allowed: manager, admin)"),
+    ("tech_a", "GET", "/api/v1/submissions.csv", f"a technician token may not export submissions {_READERS}"),
+    ("manager", "POST", "/api/v1/submissions",
+     "a manager token may not submit inspection records (allowed: technician)"),
+    ("admin", "POST", "/api/v1/standards", "a admin token may not publish standards (allowed: manager)"),
+])
+def test_a_refusal_names_the_action_and_who_may(client, seed, who, method, path, message):
+    # refused before the body is read: an empty body changes nothing
+    r = client.request(method, path, headers=auth(getattr(seed, who)))
+    assert (r.status_code, r.json()["error"]) == (403, message)
+
+
+def test_routes_check_roles_by_dependency_not_by_hand():
+    from pathlib import Path
+
+    routes = Path(__file__).resolve().parents[2] / "service"
+    hand_checks = [str(p.relative_to(routes)) for folder in ("http/routes", "web/dashboard")
+                   for p in sorted((routes / folder).glob("*.py")) if "require_role(" in p.read_text()]
+    assert hand_checks == []

@@ -19,16 +19,13 @@ from qc.errors import InvalidInput, Problem
 from service.core import alerts as alerting
 from service.core import analytics as q
 from service.core import insights
-from service.core.auth import Principal, Role, require_role
-from service.http.deps import NowDep, PrincipalDep, SessionDep
+from service.core.auth import Principal
+from service.http.deps import CanAcknowledgeAlerts, CanReadAnalytics, NowDep, SessionDep, read_analytics
 
 __all__ = ["FiltersDep", "get_analytics", "readable", "router"]
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 alerts_router = APIRouter(prefix="/alerts", tags=["alerts"])
-
-READERS = (Role.MANAGER, Role.AUDITOR, Role.ADMIN)
-
 
 def get_analytics(request: Request) -> q.Analytics:
     """The app's one ``Analytics`` (query cache), made on first use."""
@@ -42,8 +39,8 @@ AnalyticsDep = Annotated[q.Analytics, Depends(get_analytics)]
 
 
 def readable(principal: Principal) -> Principal:
-    require_role(principal, *READERS, action="read the network's analytics")
-    return principal
+    """The principal, if it may read the network's analytics (``CanReadAnalytics`` as a plain call)."""
+    return read_analytics.check(principal)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -84,9 +81,8 @@ FiltersDep = Annotated[q.Filters, Depends(get_filters)]
 
 
 @router.get("/overview", summary="Network at a glance: per-node rates, funnel, Pareto, open alerts")
-def overview(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+def overview(session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep, f: FiltersDep,
              now: NowDep) -> dict[str, Any]:
-    readable(principal)
     body = dict(insights.overview(an, session, f, now=now))
     body["alerts"] = [alerting.alert_view(a) for a in
                       alerting.list_alerts(session, status="open", product=f.product, node=f.node, limit=50)]
@@ -94,36 +90,31 @@ def overview(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: 
 
 
 @router.get("/rates", summary="Defect rate per node with Wilson 95 % intervals, funnel limits, homogeneity test")
-def rates(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+def rates(session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep, f: FiltersDep,
           now: NowDep) -> dict[str, Any]:
-    readable(principal)
     return insights.rates(an, session, f, now=now)
 
 
 @router.get("/p-chart", summary="Weekly p-chart per node against the network rate, with run-rule violations")
-def p_chart(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+def p_chart(session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep, f: FiltersDep,
             now: NowDep) -> dict[str, Any]:
-    readable(principal)
     return insights.p_charts(an, session, f, now=now)
 
 
 @router.get("/pareto", summary="Failed checks by frequency, with cumulative share")
-def pareto(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+def pareto(session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep, f: FiltersDep,
            now: NowDep) -> dict[str, Any]:
-    readable(principal)
     return insights.pareto(an, session, f, now=now)
 
 
 @router.get("/measurements", summary="X-bar/S (or I-MR) chart and capability per measured check of a product")
-def measurements(session: SessionDep, principal: PrincipalDep, an: AnalyticsDep, f: FiltersDep,
+def measurements(session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep, f: FiltersDep,
                  now: NowDep) -> dict[str, Any]:
-    readable(principal)
     return insights.measurements(an, session, f, now=now)
 
 
 @router.get("/lots/{lot_id}", summary="One lot: units, verdicts, failed checks, measured values")
-def lot(lot_id: int, session: SessionDep, principal: PrincipalDep, an: AnalyticsDep) -> dict[str, Any]:
-    readable(principal)
+def lot(lot_id: int, session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep) -> dict[str, Any]:
     return an.cached(session, ("lot", lot_id), lambda: insights.lot_view(session, lot_id))
 
 
@@ -137,22 +128,20 @@ class AcknowledgeIn(BaseModel):
 @alerts_router.get("", summary="Alerts, newest first (status open by default; 'all' for every one)")
 def list_alerts(
     session: SessionDep,
-    principal: PrincipalDep,
+    _reader: CanReadAnalytics,
     status: Annotated[str, Query(pattern="^(open|acknowledged|all)$")] = "open",
     product: str | None = None,
     node: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    readable(principal)
     rows = alerting.list_alerts(session, status=None if status == "all" else status, product=product, node=node,
                                 limit=limit)
     return {"items": [alerting.alert_view(a) for a in rows]}
 
 
 @alerts_router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert with a comment (managers)")
-def acknowledge(alert_id: int, session: SessionDep, principal: PrincipalDep, now: NowDep,
+def acknowledge(alert_id: int, session: SessionDep, principal: CanAcknowledgeAlerts, now: NowDep,
                 body: Annotated[AcknowledgeIn, Body()]) -> dict[str, Any]:
-    require_role(principal, Role.MANAGER, Role.ADMIN, action="acknowledge alerts")
     return acknowledge_alert(session, principal, alert_id, body.comment, now=now)
 
 

@@ -13,11 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from qc.errors import InvalidInput, NotFound, Problem
-from service.core.auth import Principal, Role, require_role
+from service.core.auth import Principal
 from service.core.context import ServiceContext
 from service.core.schemas import ErrorOut, SubmissionOut, SubmissionPageOut
 from service.core.submissions import record_submission, submission_view
-from service.http.deps import ContextDep, NowDep, PrincipalDep, SessionDep
+from service.http.deps import CanExportSubmissions, CanSubmit, ContextDep, NowDep, PrincipalDep, SessionDep
 from service.http.multipart import read_multipart
 from service.storage import repository as repo
 from service.storage.orm import Submission
@@ -55,8 +55,7 @@ _UPLOAD_DOC = {
     openapi_extra=_UPLOAD_DOC,
     summary="Record one inspection (multipart: a JSON 'record' part and one file part per photo slot)",
 )
-async def create_submission(request: Request, ctx: ContextDep, principal: PrincipalDep, now: NowDep) -> JSONResponse:
-    require_role(principal, Role.TECHNICIAN, action="submit inspection records")
+async def create_submission(request: Request, ctx: ContextDep, principal: CanSubmit, now: NowDep) -> JSONResponse:
     record, photos = await _read_upload(request)
     outcome = await run_in_threadpool(
         record_submission, ctx, record=record, photos=photos, now=now, principal=principal
@@ -175,7 +174,7 @@ csv_router = APIRouter(tags=["submissions"])
                 summary="All matching submissions as CSV (managers, auditors)")
 def export_csv(
     ctx: ContextDep,
-    principal: PrincipalDep,
+    principal: CanExportSubmissions,
     product: str | None = None,
     node: str | None = None,
     lot: str | None = None,
@@ -183,7 +182,6 @@ def export_csv(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> StreamingResponse:
-    require_role(principal, Role.MANAGER, Role.AUDITOR, Role.ADMIN, action="export submissions")
     where = _filter(principal, product, node, lot, verdict, since, until)
     return StreamingResponse(csv_rows(ctx, where), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="submissions.csv"'})

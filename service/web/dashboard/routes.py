@@ -20,13 +20,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qc.errors import AuthenticationFailed, KipimoError, NotFound, PermissionDenied
+from qc.errors import AuthenticationFailed, KipimoError, NotFound
 from service.core import alerts as alerting
 from service.core import analytics as q
 from service.core import insights
-from service.core.auth import Principal, Role, authenticate
-from service.http.deps import SessionDep
-from service.http.routes.analytics import READERS, FiltersDep, acknowledge_alert, get_analytics
+from service.core.auth import Principal, authenticate
+from service.http.deps import READERS, Allowed, SessionDep, acknowledge_alerts
+from service.http.routes.analytics import FiltersDep, acknowledge_alert, get_analytics
 from service.storage.orm import Node, Product
 from service.web.dashboard import pages
 
@@ -38,6 +38,11 @@ CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' dat
        "base-uri 'none'; frame-ancestors 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store"}
+
+
+# The pages catch refusals themselves (to show a page, not JSON), so they apply the gates of
+# service/http/deps.py by calling them rather than as dependencies.
+open_dashboard = Allowed(*READERS, action="open the dashboard")
 
 
 class _SignIn(Exception):
@@ -52,10 +57,7 @@ def _principal(request: Request) -> Principal:
             principal = authenticate(session, header or (f"Bearer {token}" if token else None))
         except AuthenticationFailed:
             raise _SignIn() from None
-    if principal.role not in READERS:
-        raise PermissionDenied(f"a {principal.role.value} token cannot open the dashboard; "
-                               "sign in with a manager or auditor token")
-    return principal
+    return open_dashboard.check(principal)
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:
@@ -96,7 +98,7 @@ def _alerts(session: Session, **kw: Any) -> list[dict[str, Any]]:
 
 
 def _can_ack(principal: Principal) -> bool:
-    return principal.role in (Role.MANAGER, Role.ADMIN)
+    return acknowledge_alerts.allows(principal)
 
 
 def _now(request: Request) -> dt.datetime:
@@ -204,8 +206,7 @@ def acknowledge(request: Request, alert_id: int, session: SessionDep, comment: A
     @page
     def render(request: Request) -> str:
         principal = _principal(request)
-        if not _can_ack(principal):
-            raise PermissionDenied("only a manager may acknowledge alerts")
+        acknowledge_alerts.check(principal)
         acknowledge_alert(session, principal, alert_id, comment, now=_now(request))
         raise _Redirect(_safe_next(back))
 
@@ -234,8 +235,7 @@ def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[
     try:
         with request.app.state.ctx.db.session() as session:
             principal = authenticate(session, f"Bearer {token}" if token else None)
-        if principal.role not in READERS:
-            raise PermissionDenied(f"a {principal.role.value} token cannot open the dashboard")
+        open_dashboard.check(principal)
     except KipimoError as exc:
         return _html(pages.layout("Sign in", pages.login_page(exc.message, _safe_next(next))), 401)
     response = RedirectResponse(_safe_next(next), status_code=303)
