@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import yaml
 
-from qc.errors import ModelHashMismatch, Problem, StandardInvalid
 from service.core.checklists import load_shipped_standards
 from service.core.context import ServiceContext, open_context
 from service.settings import Settings
@@ -43,32 +40,23 @@ def publish_shipped_standards(ctx: ServiceContext, *, by: str, report: InitRepor
             (report.standards_published if created else report.standards_present).append(ref)
 
 
-def _read_card(path: Path) -> dict[str, object]:
-    card = yaml.safe_load(path.read_text(encoding="utf-8"))
-    missing = [k for k in ("name", "version", "sha256", "task") if not isinstance(card, dict) or k not in card]
-    if missing:
-        raise StandardInvalid(f"{path}: model card incomplete", [Problem(k, "required") for k in missing])
-    return card
-
-
 def register_shipped_models(ctx: ServiceContext, *, by: str, report: InitReport) -> None:
-    """Register every ``models/<name>/card.yaml`` (checking the ONNX file's hash when present)."""
+    """Register every ``models/<name>/card.yaml``, read as the runner reads it (``inspection.model_card``);
+    the ONNX file's hash is checked when the file is present."""
+    from inspection.model_card import check_file, read_card  # noqa: PLC0415  (pydantic and YAML only)
+
     models_dir = ctx.settings.models_dir
     if not models_dir.is_dir():
         return
     with ctx.db.write_session() as session:
         for card_path in sorted(models_dir.glob("*/card.yaml")):
-            card = _read_card(card_path)
-            onnx = card_path.parent / str(card.get("file", "model.onnx"))
+            card = read_card(card_path.parent)
+            onnx = card_path.parent / card.file
             if onnx.is_file():
-                actual = hashlib.sha256(onnx.read_bytes()).hexdigest()
-                if actual != card["sha256"]:
-                    raise ModelHashMismatch(f"{onnx} has sha256 {actual}, but its card says {card['sha256']}")
-            _, created = repo.register_model(session, name=str(card["name"]), version=int(str(card["version"])),
-                                             sha256=str(card["sha256"]), task=str(card["task"]), now=ctx.now(),
-                                             actor=by)
-            ref = f"{card['name']}@{card['version']}"
-            (report.models_registered if created else report.models_present).append(ref)
+                check_file(card, onnx)
+            _, created = repo.register_model(session, name=card.name, version=card.version, sha256=card.sha256,
+                                             task=card.task, now=ctx.now(), actor=by)
+            (report.models_registered if created else report.models_present).append(card.ref)
 
 
 def initialise(settings: Settings, *, node: str | None = None, by: str = "qc init") -> InitReport:

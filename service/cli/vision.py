@@ -12,7 +12,7 @@ import click
 from inspection.card import PAPERS, PRINT_INSTRUCTIONS, card_pdf, render_card
 from qc.errors import KipimoError
 from qc.evaluate import evaluate
-from qc.standards import PhotoSlot, Standard
+from qc.standards import PhotoSlot, Standard, Status
 from service.settings import Settings
 
 from .base import cli
@@ -50,20 +50,30 @@ def print_card(out: Path, paper: str, dpi: int) -> None:
     click.echo(PRINT_INSTRUCTIONS)
 
 
-def _load_standard(settings: Settings, product: str, path: Path | None) -> Standard:
+def _load_standard(settings: Settings, product: str | None, path: Path | None) -> Standard:
+    """``--standard FILE`` names its product itself; ``--product`` alone picks the product's newest released
+    shipped standard; both must agree."""
     from service.core.checklists import load_shipped_standards, load_standard_file  # noqa: PLC0415
 
     if path is not None:
         standard = load_standard_file(path)
-        if standard.product != product:
-            raise click.BadParameter(f"{path} is a standard for {standard.product!r}, not {product!r}",
-                                     param_hint="--standard")
+        if product is not None and standard.product != product:
+            raise click.UsageError(f"--standard {path} is the standard for {standard.product!r}, but --product "
+                                   f"says {product!r}; give one of them (the file names its product)")
         return standard
+    if product is None:
+        raise click.UsageError("say which standard applies: --standard FILE, or --product SLUG for its newest "
+                               "shipped version")
     found = [s for s in load_shipped_standards(Path(settings.checklists_dir)) if s.product == product]
     if not found:
         raise click.BadParameter(f"no standard for product {product!r} in {settings.checklists_dir}",
                                  param_hint="--product")
-    return max(found, key=lambda s: s.version)
+    released = [s for s in found if s.status == Status.RELEASED]
+    if not released:
+        raise click.BadParameter(f"{product!r} has only drafts in {settings.checklists_dir} "
+                                 f"(v{', v'.join(str(s.version) for s in found)}); pass one with --standard FILE",
+                                 param_hint="--product")
+    return max(released, key=lambda s: s.version)
 
 
 def _pick_slot(standard: Standard, slot_id: str | None) -> PhotoSlot:
@@ -85,15 +95,15 @@ def _slot_results(standard: Standard, slot: PhotoSlot, findings: Any) -> list[di
 
 @cli.command("inspect")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--product", required=True, help="Product whose standard applies.")
+@click.option("--product", help="Product whose newest released shipped standard applies (not needed with --standard).")
 @click.option("--standard", "standard_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Standard file to use instead of the newest shipped version.")
+              help="Standard file to apply (its product is the one inspected).")
 @click.option("--slot", "slot_id", help="Photo slot of the standard (default: its first).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per photo.")
 @click.option("--overlay-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write each photo's annotated overlay (PNG) here.")
 @click.pass_obj
-def inspect_cmd(settings: Settings, photos: tuple[Path, ...], product: str, standard_path: Path | None,
+def inspect_cmd(settings: Settings, photos: tuple[Path, ...], product: str | None, standard_path: Path | None,
                 slot_id: str | None, as_json: bool, overlay_dir: Path | None) -> None:
     """Inspect PHOTOS offline exactly as the service does: quality gate, card,
     measurements with uncertainty, models, and the checks of one photo slot.

@@ -55,7 +55,8 @@ def test_init_registers_model_cards_and_checks_their_hash(settings, ctx, tmp_pat
     (models / "tile-surface" / "model.onnx").write_bytes(onnx)
     card = models / "tile-surface" / "card.yaml"
     card.write_text(f"name: tile-surface\nversion: 3\ntask: anomaly\nfile: model.onnx\n"
-                    f"sha256: {hashlib.sha256(onnx).hexdigest()}\n")
+                    f"sha256: {hashlib.sha256(onnx).hexdigest()}\n"
+                    "input: {height: 256, width: 256}\noutput: {format: anomaly-score-map, score: pred_score}\n")
     env = {"KIPIMO_DATA_DIR": str(settings.data_dir), "KIPIMO_DATABASE_URL": settings.database_url,
            "KIPIMO_MODELS_DIR": str(models)}
     result = CliRunner().invoke(cli, ["init"], env=env)

@@ -164,3 +164,49 @@ def test_photo_without_card_is_decoded_reduced_but_judged_on_its_full_size(tmp_p
     assert res.findings.quality is not None and res.findings.quality.usable
     pixels = next(m for m in res.findings.quality.metrics if m.name == "pixels")
     assert pixels.value == pytest.approx(12.0)
+
+
+REPO_CHECKLISTS = Path(__file__).resolve().parents[3] / "checklists"
+
+
+def test_cli_inspect_takes_the_product_from_the_standard_file(tmp_path: Path, bracket_jpeg: bytes) -> None:
+    photo = tmp_path / "good.jpg"
+    photo.write_bytes(bracket_jpeg)
+    r = CliRunner().invoke(cli, ["inspect", str(photo), "--standard",
+                                 str(REPO_CHECKLISTS / "spare-part-bracket" / "v1.yaml"), "--json"])
+    assert r.exit_code == 0, r.output
+    checks = {x["check_id"] for x in json.loads(r.stdout)[0]["results"]}
+    assert {"bracket_length", "hole_count"} <= checks  # the bracket's checks, with no --product given
+
+
+def test_cli_inspect_refuses_a_product_that_disagrees_with_the_file_or_no_standard_at_all(tmp_path: Path) -> None:
+    photo = tmp_path / "junk.jpg"
+    photo.write_bytes(b"GIF89a not really")
+    bracket = REPO_CHECKLISTS / "spare-part-bracket" / "v1.yaml"
+    r = CliRunner().invoke(cli, ["inspect", str(photo), "--standard", str(bracket), "--product", "magnetic-tile"])
+    assert r.exit_code == 2  # a usage error, before any photo is read
+    assert "'spare-part-bracket', but --product says 'magnetic-tile'" in r.output
+    agree = CliRunner().invoke(cli, ["inspect", str(photo), "--standard", str(bracket), "--product",
+                                     "spare-part-bracket", "--json"])
+    assert agree.exit_code == 2 and "GIF" in json.loads(agree.stdout)[0]["error"]  # 2: the photo was refused
+    r = CliRunner().invoke(cli, ["inspect", str(photo)])
+    assert r.exit_code == 2 and "--standard FILE, or --product SLUG" in r.output
+
+
+def test_cli_inspect_with_a_product_alone_uses_its_newest_released_standard(tmp_path: Path) -> None:
+    shipped = tmp_path / "checklists"
+    (shipped / "_library").mkdir(parents=True)
+    (shipped / "gasket").mkdir()
+    base = ("product: gasket\nname: Gasket\nversion: {v}\nstatus: {status}\n"
+            "items:\n  - {{id: ok, prompt: Looks right, type: boolean, pass_if: true, severity: major}}\n"
+            "photos:\n  - {{id: {slot}, prompt: A view, card: false}}\n")
+    for v, status, slot in ((1, "released", "top"), (2, "released", "face"), (3, "draft", "side")):
+        (shipped / "gasket" / f"v{v}.yaml").write_text(base.format(v=v, status=status, slot=slot))
+    photo = tmp_path / "junk.jpg"
+    photo.write_bytes(b"GIF89a not really")
+    env = {"KIPIMO_CHECKLISTS_DIR": str(shipped), "KIPIMO_DATA_DIR": str(tmp_path / "data")}
+    # the slot names tell the versions apart: v2 (newest released) has "face"; the v3 draft's "side" is not offered
+    r = CliRunner().invoke(cli, ["inspect", str(photo), "--product", "gasket", "--slot", "side"], env=env)
+    assert r.exit_code == 2 and "no photo slot 'side' (slots: face)" in r.output
+    r = CliRunner().invoke(cli, ["inspect", str(photo), "--product", "gasket", "--slot", "face", "--json"], env=env)
+    assert r.exit_code == 2 and json.loads(r.stdout)[0]["results"] == []  # refused photo, v2's slot accepted
