@@ -1,6 +1,6 @@
 """ONNX model runner: a model is a folder with ``model.onnx`` and ``card.yaml``.
 
-The card (schema in models/README.md) states the task, the input contract and
+The card (``inspection/model_card.py``, schema in models/README.md) states the task, the input contract and
 how to read the outputs. The ONNX file's SHA-256 is checked against the card on
 load, and every result names ``name@version`` and that hash, so a record proves
 which model judged. Output adapters cover what users bring: Anomalib-style
@@ -16,147 +16,27 @@ reflection to a multiple of ``input.multiple``; Kipimo-trained models).
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import onnxruntime as ort
-import yaml
 
-from qc.errors import ModelError, ModelHashMismatch, ModelNotInstalled, Problem
+from inspection.model_card import AnomalyOutput, ModelCard, ScaleInput, check_file, file_sha256, read_card
+from qc.errors import ModelError, ModelNotInstalled
 from qc.findings import Detection, ModelResult
 
 __all__ = ["LoadedModel", "ModelCard", "ModelOutput", "ModelRegistry", "file_sha256", "load_model",
-           "photo_cells", "photo_peak", "scale_and_pad", "tile_starts"]
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_TASK_FORMATS = {
-    "anomaly": {"anomaly-score-map"},
-    "classification": {"logits", "probabilities"},
-    "detection": {"yolov8"},
-}
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    name: str
-    version: int
-    task: str
-    file: str
-    sha256: str
-    input_name: str
-    layout: str
-    height: int
-    width: int
-    color: str
-    scale: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    resize: str
-    batch: str
-    output_format: str
-    score_output: str | None
-    map_output: str | None
-    threshold: float | None
-    labels: tuple[str, ...]
-    nms_iou: float
-    nms_confidence: float
-    factor: float = 1.0  # resize: scale
-    multiple: int = 32  # resize: scale
-    level_outputs: tuple[tuple[str, float], ...] = ()  # anomaly: (map, input px per cell); score = sum of peaks
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    @classmethod
-    def from_dict(cls, doc: Any, *, source: str = "card.yaml") -> ModelCard:
-        problems: list[Problem] = []
-        if not isinstance(doc, dict):
-            raise ModelError(f"{source}: model card must be a mapping")
-        inp = doc.get("input") or {}
-        out = doc.get("output") or {}
-        nms = doc.get("nms") or {}
-
-        def need(ok: bool, where: str, why: str) -> None:
-            if not ok:
-                problems.append(Problem(where, why))
-
-        name = str(doc.get("name", ""))
-        need(bool(_NAME.match(name)), "name", "must match [a-z0-9-]+")
-        need(isinstance(doc.get("version"), int), "version", "must be an integer")
-        task = doc.get("task")
-        need(task in _TASK_FORMATS, "task", "must be anomaly, classification or detection")
-        sha = str(doc.get("sha256", "")).lower()
-        need(bool(re.fullmatch(r"[0-9a-f]{64}", sha)), "sha256", "must be 64 hex digits")
-        fmt = out.get("format")
-        need(fmt in _TASK_FORMATS.get(str(task), set()), "output.format",
-             f"{fmt!r} does not fit task {task!r}")
-        need(inp.get("layout", "NCHW") in ("NCHW", "NHWC"), "input.layout", "must be NCHW or NHWC")
-        need(inp.get("color", "rgb") in ("rgb", "bgr", "gray"), "input.color", "rgb, bgr or gray")
-        resize = inp.get("resize", "stretch")
-        need(resize in ("stretch", "letterbox", "tiles", "scale"), "input.resize",
-             "stretch, letterbox, tiles or scale")
-        need(str(inp.get("batch", "dynamic")) in ("dynamic", "1"), "input.batch", "dynamic or 1")
-        if resize == "scale":
-            need(isinstance(inp.get("factor"), int | float) and inp.get("factor", 0) > 0, "input.factor",
-                 "resize: scale needs a factor > 0")
-            need(isinstance(inp.get("multiple"), int) and inp.get("multiple", 0) > 0, "input.multiple",
-                 "resize: scale needs an integer multiple > 0")
-        else:
-            need(isinstance(inp.get("height"), int) and isinstance(inp.get("width"), int),
-                 "input.height/width", "must be integers")
-        if task == "anomaly":
-            need(bool(out.get("score")), "output.score", "names the image-score output")
-            levels = out.get("levels", [])
-            need(isinstance(levels, list) and all(
-                isinstance(x, dict) and isinstance(x.get("map"), str) and isinstance(x.get("cell"), int | float)
-                and x["cell"] > 0 for x in levels), "output.levels",
-                "must be a list of {map: output name, cell: input pixels per map cell > 0}")
-            need(not levels or bool(out.get("map")), "output.levels", "needs output.map (the photo's extent)")
-        if task in ("classification", "detection"):
-            need(bool(doc.get("labels")), "labels", "class names are required")
-        if problems:
-            raise ModelError(f"{source}: invalid model card", problems)
-        channels = 1 if inp.get("color", "rgb") == "gray" else 3
-        mean = tuple(float(x) for x in np.broadcast_to(inp.get("mean", 0.0), (channels,)))
-        std = tuple(float(x) for x in np.broadcast_to(inp.get("std", 1.0), (channels,)))
-        thr = doc.get("threshold")
-        return cls(
-            name=name, version=int(doc["version"]), task=str(task), file=str(doc.get("file", "model.onnx")),
-            sha256=sha, input_name=str(inp.get("name", "")), layout=inp.get("layout", "NCHW"),
-            height=int(inp.get("height", 0)), width=int(inp.get("width", 0)), color=inp.get("color", "rgb"),
-            scale=float(inp.get("scale", 255.0)), mean=mean, std=std,
-            resize=inp.get("resize", "stretch"), batch=str(inp.get("batch", "dynamic")),
-            output_format=str(fmt), score_output=out.get("score"), map_output=out.get("map"),
-            threshold=None if thr is None else float(thr),
-            labels=tuple(str(x) for x in doc.get("labels") or ()),
-            nms_iou=float(nms.get("iou", 0.45)), nms_confidence=float(nms.get("confidence", 0.25)),
-            factor=float(inp.get("factor", 1.0)), multiple=int(inp.get("multiple", 32)),
-            level_outputs=tuple((str(x["map"]), float(x["cell"])) for x in out.get("levels") or ())
-            if task == "anomaly" else (), raw=dict(doc),
-        )
-
+           "photo_cells", "photo_peak", "read_card", "scale_and_pad", "tile_starts"]
 
 @dataclass(frozen=True)
 class ModelOutput:
     result: ModelResult
     anomaly_map: np.ndarray | None = None  # float32, image-sized (anomaly models only)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -181,7 +61,7 @@ class LoadedModel:
         self.sha256 = sha256
         self.session = session
         names = [i.name for i in session.get_inputs()]
-        self.input_name = card.input_name or names[0]
+        self.input_name = card.input.name or names[0]
         if self.input_name not in names:
             raise ModelError(f"{card.ref}: card names input {self.input_name!r}; model has {names}")
 
@@ -191,7 +71,7 @@ class LoadedModel:
 
     # -- pre-processing -------------------------------------------------------------
     def _to_model_color(self, image: np.ndarray) -> np.ndarray:
-        c = self.card.color
+        c = self.card.input.color
         if image.ndim == 2:
             return image if c == "gray" else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
         if c == "gray":
@@ -200,17 +80,17 @@ class LoadedModel:
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, list[_Geometry]]:
         """Image -> (batch tensor, geometry per batch item)."""
-        card = self.card
+        inp = self.card.input
         img = self._to_model_color(image)
         h, w = img.shape[:2]
-        th, tw = card.height, card.width
+        th, tw = inp.height, inp.width
         crops: list[np.ndarray] = []
         geos: list[_Geometry] = []
-        if card.resize == "scale":
-            padded, (nh, nw) = scale_and_pad(img, card.factor, card.multiple)
+        if isinstance(inp, ScaleInput):
+            padded, (nh, nw) = scale_and_pad(img, inp.factor, inp.multiple)
             crops.append(padded)
             geos.append(_Geometry(0, 0, w / nw, h / nh, valid=(nh, nw)))
-        elif card.resize == "tiles" and (h > th or w > tw):
+        elif inp.resize == "tiles" and (h > th or w > tw):
             ys = tile_starts(h, th)
             xs = tile_starts(w, tw)
             for y in ys:
@@ -220,7 +100,7 @@ class LoadedModel:
                         crop = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA)
                     crops.append(crop)
                     geos.append(_Geometry(x, y, min(tw, w) / tw, min(th, h) / th))
-        elif card.resize == "letterbox":
+        elif inp.resize == "letterbox":
             s = min(tw / w, th / h)
             nw, nh = max(1, round(w * s)), max(1, round(h * s))
             interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
@@ -237,16 +117,16 @@ class LoadedModel:
         batch = np.stack(crops).astype(np.float32)
         if batch.ndim == 3:
             batch = batch[..., None]
-        batch /= card.scale
-        batch -= np.asarray(card.mean, np.float32)
-        batch /= np.asarray(card.std, np.float32)
-        if card.layout == "NCHW":
+        batch /= inp.scale
+        batch -= np.asarray(inp.channel_mean, np.float32)
+        batch /= np.asarray(inp.channel_std, np.float32)
+        if inp.layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(batch), geos
 
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         names = [o.name for o in self.session.get_outputs()]
-        if self.card.batch == "dynamic" or len(batch) == 1:
+        if self.card.input.batch == "dynamic" or len(batch) == 1:
             outs = self.session.run(None, {self.input_name: batch})
         else:
             parts = [self.session.run(None, {self.input_name: batch[i : i + 1]}) for i in range(len(batch))]
@@ -259,7 +139,7 @@ class LoadedModel:
             raise ValueError(f"expected a uint8 BGR or grey image, got {image.dtype} {image.shape}")
         batch, geos = self.prepare(image)
         outs = self._infer(batch)
-        fmt = self.card.output_format
+        fmt = self.card.output.format
         if fmt == "anomaly-score-map":
             return self._anomaly(outs, geos, image.shape[:2])
         if fmt in ("logits", "probabilities"):
@@ -278,31 +158,32 @@ class LoadedModel:
 
     def _anomaly(self, outs: dict[str, np.ndarray], geos: list[_Geometry],
                  shape: tuple[int, int]) -> ModelOutput:
-        scores = self._output(outs, self.card.score_output).reshape(len(geos), -1)
+        out = self.card.output
+        assert isinstance(out, AnomalyOutput)  # the card's task says so
+        scores = self._output(outs, out.score).reshape(len(geos), -1)
         score = float(scores.max())  # a defect anywhere (any tile) makes the photo a defect
         amap = None
-        if self.card.resize == "scale" and self.card.map_output:
+        if isinstance(self.card.input, ScaleInput) and out.map:
             # the reflected padding is not the part: score and map cover the photo only
             nh, nw = geos[0].valid or (1, 1)
-            m = self._output(outs, self.card.map_output).astype(np.float32)[0, 0, :nh, :nw]
-            if self.card.level_outputs:  # Kipimo pyramids: the sum of each view's peak over the photo
-                score = sum(photo_peak(self._output(outs, name), (nh, nw), cell)
-                            for name, cell in self.card.level_outputs)
+            m = self._output(outs, out.map).astype(np.float32)[0, 0, :nh, :nw]
+            if out.levels:  # Kipimo pyramids: the sum of each view's peak over the photo
+                score = sum(photo_peak(self._output(outs, level.map), (nh, nw), level.cell) for level in out.levels)
             else:
                 score = float(m.max())
             amap = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-        elif self.card.map_output:
-            maps = self._output(outs, self.card.map_output).astype(np.float32)
+        elif out.map:
+            maps = self._output(outs, out.map).astype(np.float32)
             maps = maps.reshape(len(geos), maps.shape[-2], maps.shape[-1])
-            amap = _paste_maps(maps, geos, shape, (self.card.height, self.card.width))
+            amap = _paste_maps(maps, geos, shape, (self.card.input.height, self.card.input.width))
         thr = self.card.threshold if self.card.threshold is not None else 0.5
         label = "defect" if score >= thr else "good"
         return ModelOutput(self._base(score=score, label=label, threshold=thr), amap)
 
     def _classify(self, outs: dict[str, np.ndarray]) -> ModelOutput:
-        raw = self._output(outs, self.card.score_output).astype(np.float64)
+        raw = self._output(outs, self.card.output.score).astype(np.float64)
         raw = raw.reshape(raw.shape[0], -1)
-        if self.card.output_format == "logits":
+        if self.card.output.format == "logits":
             raw = np.exp(raw - raw.max(axis=1, keepdims=True))
             raw /= raw.sum(axis=1, keepdims=True)
         probs = raw.mean(axis=0)
@@ -314,7 +195,7 @@ class LoadedModel:
                                       threshold=self.card.threshold, probabilities=pairs))
 
     def _detect(self, outs: dict[str, np.ndarray], geos: list[_Geometry]) -> ModelOutput:
-        pred = self._output(outs, self.card.score_output)
+        pred = self._output(outs, self.card.output.score)
         nc = len(self.card.labels)
         if pred.ndim != 3 or pred.shape[1] != 4 + nc:
             raise ModelError(f"{self.ref}: expected YOLOv8 output 1x{4 + nc}xN, got {pred.shape}")
@@ -323,7 +204,7 @@ class LoadedModel:
             p = pred[b].T  # N x (4 + nc)
             cls = p[:, 4:].argmax(axis=1)
             conf = p[np.arange(len(p)), 4 + cls]
-            keep = conf >= self.card.nms_confidence
+            keep = conf >= self.card.nms.confidence
             p, cls, conf = p[keep], cls[keep], conf[keep]
             cx, cy, bw, bh = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
             x1 = (cx - bw / 2 - g.pad_x) * g.sx + g.x0
@@ -337,14 +218,14 @@ class LoadedModel:
         dets: list[Detection] = []
         if len(sc):
             idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), sc.tolist(), cl.tolist(),
-                                          self.card.nms_confidence, self.card.nms_iou)
+                                          self.card.nms.confidence, self.card.nms.iou)
             for i in sorted(np.asarray(idx).reshape(-1).tolist(), key=lambda k: -sc[k]):
                 x, y, bw, bh = (float(v) for v in xywh[i])
                 dets.append(Detection(self.card.labels[int(cl[i])], float(sc[i]), (x, y, x + bw, y + bh)))
         best = dets[0] if dets else None
         return ModelOutput(self._base(score=best.confidence if best else 0.0,
                                       label=best.label if best else None,
-                                      threshold=self.card.nms_confidence, detections=tuple(dets)))
+                                      threshold=self.card.nms.confidence, detections=tuple(dets)))
 
 
 def scale_and_pad(image: np.ndarray, factor: float, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -409,17 +290,6 @@ _cache: dict[tuple[str, int, int, int], LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
-def read_card(model_dir: Path) -> ModelCard:
-    path = Path(model_dir) / "card.yaml"
-    if not path.is_file():
-        raise ModelNotInstalled(f"no card.yaml in {model_dir}")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ModelError(f"{path}: not valid YAML ({exc})") from None
-    return ModelCard.from_dict(doc, source=str(path))
-
-
 def load_model(model_dir: Path | str, *, threads: int = 1) -> LoadedModel:
     """Load (or reuse) a model folder; the ONNX file must have the card's SHA-256."""
     model_dir = Path(model_dir).resolve()
@@ -433,12 +303,7 @@ def load_model(model_dir: Path | str, *, threads: int = 1) -> LoadedModel:
         hit = _cache.get(key)
         if hit is not None and hit.card == card:
             return hit
-    digest = file_sha256(onnx_path)
-    if digest != card.sha256:
-        raise ModelHashMismatch(
-            f"{card.ref}: {onnx_path.name} has SHA-256 {digest[:16]}..., the card says "
-            f"{card.sha256[:16]}...; refusing to run a model file its card does not describe"
-        )
+    digest = check_file(card, onnx_path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1

@@ -49,7 +49,8 @@ import onnxruntime as ort
 
 from inspection.anomaly_fit import auroc, calibrate_threshold, greedy_coreset, outliers, split_holdout, whitening
 from inspection.anomaly_graph import BACKBONE_PATH, LevelHead, PyramidSpec, build_embedding, build_model
-from inspection.models import LoadedModel, ModelCard, photo_cells, photo_peak
+from inspection.model_card import parse_card
+from inspection.models import LoadedModel, photo_cells, photo_peak
 from qc.errors import InvalidInput
 
 __all__ = ["TrainedModel", "image_sha256", "train_anomaly"]
@@ -88,7 +89,7 @@ def _input_card(factor: float, spec: PyramidSpec) -> dict[str, Any]:
 
 def _runner(card: dict[str, Any], model: onnx.ModelProto, threads: int) -> LoadedModel:
     """The production runner around an in-memory graph (no file, no hash to check yet)."""
-    parsed = ModelCard.from_dict({**card, "sha256": "0" * 64})
+    parsed = parse_card({**card, "sha256": "0" * 64}, source="the card in training")
     return LoadedModel(parsed, Path("<memory>"), "", _session(model, threads))
 
 
@@ -216,6 +217,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
                        "licence": "Apache-2.0"},
         "validation": validation,
     })
+    parse_card(card, source="the trained card")  # the card written is one every reader accepts
     return TrainedModel(onnx_bytes=onnx_bytes, card=card, holdout_scores=tuple(float(s) for s in hold),
                         suspects=suspects)
 

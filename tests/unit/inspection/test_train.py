@@ -107,7 +107,7 @@ def test_score_is_the_sum_of_the_level_peaks_inside_the_photo(model_dir, data):
     outs = dict(zip(names, model.session.run(None, {"image": batch}), strict=True))
     nh, nw = geos[0].valid
     expected = 0.0
-    for view in model.card.raw["output"]["levels"]:
+    for view in yaml.safe_load((model_dir / "card.yaml").read_text())["output"]["levels"]:
         cell = view["cell"]
         rows, cols = math.ceil(nh / cell - 1e-6), math.ceil(nw / cell - 1e-6)
         expected += float(outs[view["map"]][0, 0, :rows, :cols].max())
