@@ -16,6 +16,7 @@ Domain code raises these; only ``service`` turns them into HTTP responses
     ├── Conflict                   409  same id or version, different content
     ├── AuthenticationFailed       401  no or unknown token
     ├── PermissionDenied           403  role may not do this
+    ├── StandardAltered            500  a stored standard's bytes no longer match its identity
     └── ModelError                 500-class problems with a model file
         ├── ModelNotInstalled      a standard names a model that is not present
         └── ModelHashMismatch      the ONNX file is not the one its card names
@@ -40,6 +41,7 @@ __all__ = [
     "Conflict",
     "AuthenticationFailed",
     "PermissionDenied",
+    "StandardAltered",
     "ModelError",
     "ModelNotInstalled",
     "ModelHashMismatch",
@@ -119,6 +121,10 @@ class AuthenticationFailed(KipimoError):
 
 class PermissionDenied(KipimoError):
     status_code = 403
+
+
+class StandardAltered(KipimoError):
+    status_code = 500
 
 
 class ModelError(KipimoError):

@@ -1,22 +1,26 @@
 """Per-product quality standards: the shared, versioned rules every node applies.
 
 A standard is a YAML/JSON document (``checklists/<product>/v<N>.yaml``). This
-module validates such a document into frozen value objects and identifies it by
-the SHA-256 of its RFC 8785 canonical JSON form. It does no file I/O: callers
+module validates such a document into frozen value objects. Its identity is the
+SHA-256 of the RFC 8785 canonical bytes of the *resolved input document* (after
+``include:`` expansion, before defaults): those bytes are what gets stored, and a
+stored standard is verified as bytes before it is parsed, so a schema that grows
+a defaulted field never changes who a standard is. It does no file I/O: callers
 pass the parsed document and the shared item library (``checklists/_library``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import StrEnum
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
+import rfc8785
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from qc.errors import Problem, StandardInvalid
+from qc.errors import Problem, StandardAltered, StandardInvalid
 from qc.findings import Feature
 from qc.records import canonical_json, sha256_hex
 
@@ -35,6 +39,7 @@ __all__ = [
     "SamplingSpec",
     "Standard",
     "parse_standard",
+    "parse_stored_standard",
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -228,6 +233,8 @@ class Standard(_Frozen):
     photos: tuple[PhotoSlot, ...] = ()
     capture: Capture = Capture()
     sampling: SamplingSpec | None = None
+    # The canonical bytes this standard was parsed from; set only by the parse functions below.
+    _document: bytes | None = PrivateAttr(default=None)
 
     @field_validator("supersedes")
     @classmethod
@@ -250,13 +257,25 @@ class Standard(_Frozen):
             raise ValueError("a standard needs at least one item or photo slot")
         return self
 
+    @property
+    def document_bytes(self) -> bytes:
+        """RFC 8785 bytes of the resolved input document: what is stored and what the identity hashes."""
+        if self._document is None:
+            raise TypeError("this Standard was not made by parse_standard, so it has no identity")
+        return self._document
+
+    @property
+    def sha256(self) -> str:
+        """The standard's identity: SHA-256 of ``document_bytes`` (never of this parsed, defaulted model)."""
+        return sha256_hex(self.document_bytes)
+
     def to_document(self) -> dict[str, Any]:
-        """The resolved document (includes expanded) as plain JSON values."""
+        """The parsed rules, defaults filled in, as plain JSON values (what apps read; not the identity)."""
         return self.model_dump(mode="json")
 
-    @cached_property
-    def sha256(self) -> str:
-        return sha256_hex(canonical_json(self.to_document()))
+    def same_rules(self, other: Standard) -> bool:
+        """True when both say the same thing, whatever their input documents spelled out or left to defaults."""
+        return self.model_dump() == other.model_dump()
 
     def item(self, item_id: str) -> Item | None:
         return next((i for i in self.items if i.id == item_id), None)
@@ -275,7 +294,8 @@ def parse_standard(
 
     ``include: [name, ...]`` prepends the items of ``library[name]`` (the
     shared question sets in ``checklists/_library``). Raises ``StandardInvalid``
-    whose problems name ``source`` and the field path.
+    whose problems name ``source`` and the field path. The result's identity
+    (``sha256``) is the hash of the resolved document's canonical bytes.
     """
     if isinstance(doc, str):
         try:
@@ -285,6 +305,31 @@ def parse_standard(
     if not isinstance(doc, Mapping):
         raise StandardInvalid(f"{source}: a standard is a mapping of fields", [Problem("", "expected a mapping")])
     resolved = _resolve_includes(dict(doc), source=source, library=library or {})
+    standard = _validate(resolved, source=source)
+    try:
+        document = canonical_json(resolved)
+    except rfc8785.CanonicalizationError as exc:  # e.g. an unquoted YAML date, NaN, an integer beyond 2**53
+        raise StandardInvalid(f"{source}: invalid standard", [Problem("", f"not plain JSON: {exc}")]) from None
+    standard._document = document
+    return standard
+
+
+def parse_stored_standard(document: bytes, *, sha256: str) -> Standard:
+    """A stored standard: verify its bytes against its identity, then parse them.
+
+    The identity is the stored hash of the stored bytes, never recomputed from the
+    parsed model, so defaults the schema adds later cannot change it.
+    """
+    actual = sha256_hex(document)
+    if actual != sha256:
+        raise StandardAltered(f"stored standard {sha256[:12]}… does not match its bytes (sha256 {actual[:12]}…); "
+                              "the database was altered outside Kipimo")
+    standard = _validate(json.loads(document), source=f"stored standard {sha256[:12]}…")
+    standard._document = document
+    return standard
+
+
+def _validate(resolved: Mapping[str, Any], *, source: str) -> Standard:
     try:
         return Standard.model_validate(resolved)
     except ValidationError as exc:

@@ -115,7 +115,8 @@ class StandardSummaryOut(BaseModel):
 
 
 class StandardDocumentOut(StandardSummaryOut):
-    document: dict[str, Any]
+    document: dict[str, Any]  # the parsed rules, defaults filled in
+    source: dict[str, Any]  # the stored input document: sha256 is the SHA-256 of its RFC 8785 bytes
 
 
 class HealthOut(BaseModel):

@@ -105,7 +105,10 @@ class Product(Base):
 
 
 class StandardRow(Base):
-    """One published version of a product's standard; never changed once stored."""
+    """One published version of a product's standard; content and hash never change once stored.
+
+    ``status`` is the lifecycle state (draft, released, retired) and the one column that may change.
+    """
 
     __tablename__ = "standards"
     __table_args__ = (UniqueConstraint("product_id", "version", name="uq_standards_product_version"),)
@@ -114,7 +117,8 @@ class StandardRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
-    content: Mapped[str] = mapped_column(Text)  # RFC 8785 canonical JSON of the resolved document
+    # RFC 8785 canonical bytes (UTF-8) of the resolved input document, before defaults; sha256 is their hash
+    content: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     released_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     released_by: Mapped[str] = mapped_column(String(200))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qc.errors import Conflict, InvalidInput, Problem
-from qc.records import canonical_json
-from qc.standards import Standard, Status, parse_standard
+from qc.errors import Conflict, InvalidInput, NotFound, Problem, StandardInvalid
+from qc.standards import ModelCheck, Standard, Status, parse_stored_standard
 from service.storage.orm import AuditEvent, Lot, ModelRow, Node, PhotoRow, Product, StandardRow, Submission
 
 __all__ = [
@@ -43,6 +41,7 @@ __all__ = [
     "publish_standard",
     "referenced_blobs",
     "register_model",
+    "retire_standard",
     "standard_from_row",
 ]
 
@@ -88,14 +87,18 @@ def _get_or_create_product(session: Session, *, slug: str, name: str, now: dt.da
 def publish_standard(
     session: Session, *, standard: Standard, by: str, now: dt.datetime, role: str | None = None
 ) -> tuple[StandardRow, bool]:
-    """Store a standard version; return (row, created).
+    """Store a standard version; return (row, created). ``by`` is the person the audit event names.
 
-    The same document again is a no-op (created False); a different document
-    claiming an existing version is a ``Conflict``: published versions are immutable.
+    The same version again is a no-op (created False) when it says the same thing: the same
+    input bytes, or a document that parses to an equal standard (e.g. the shipped YAML against
+    a row stored by an older Kipimo with every default spelled out, or a file that now writes a
+    default explicitly); the stored row and its identity stay as they are. A version that says
+    something else is a ``Conflict``: published versions are immutable. A standard naming a model
+    that is not registered is refused (422) before anything is written.
     """
     existing = get_standard(session, product=standard.product, version=standard.version)
     if existing is not None:
-        if existing.sha256 == standard.sha256:
+        if existing.sha256 == standard.sha256 or standard_from_row(existing).same_rules(standard):
             return existing, False
         raise Conflict(
             f"{standard.product} version {standard.version} is already published with different content "
@@ -103,13 +106,14 @@ def publish_standard(
             f"{_next_version(session, standard.product)}",
             [Problem("version", "published versions are immutable")],
         )
+    _require_registered_models(session, standard)
     product = _get_or_create_product(session, slug=standard.product, name=standard.name, now=now)
     row = StandardRow(
         product_id=product.id,
         version=standard.version,
         status=str(standard.status),
         name=standard.name,
-        content=canonical_json(standard.to_document()).decode("utf-8"),
+        content=standard.document_bytes.decode("utf-8"),
         sha256=standard.sha256,
         released_at=now,
         released_by=by,
@@ -120,6 +124,48 @@ def publish_standard(
                     subject_id=f"{standard.product}@{standard.version}",
                     detail={"sha256": standard.sha256, "status": str(standard.status)}, now=now)
     return row, True
+
+
+def _require_registered_models(session: Session, standard: Standard) -> None:
+    registered = {f"{m.name}@{m.version}" for m in session.scalars(select(ModelRow))}
+    missing = {
+        f"photos[{i}:{slot.id}].checks[{j}:{check.id}].model": check.model
+        for i, slot in enumerate(standard.photos) for j, check in enumerate(slot.checks)
+        if isinstance(check, ModelCheck) and check.model not in registered
+    }
+    if missing:
+        installed = ", ".join(sorted(registered)) or "none"
+        raise StandardInvalid(
+            f"{standard.product} v{standard.version} names {', '.join(sorted(set(missing.values())))}, "
+            f"which is not registered here (installed: {installed}); register the model first "
+            "(`qc init` registers the shipped ones)",
+            [Problem(path, f"model {model} is not registered; installed: {installed}")
+             for path, model in missing.items()],
+        )
+
+
+def retire_standard(
+    session: Session, *, product: str, version: int, reason: str, by: str, now: dt.datetime,
+    role: str | None = None,
+) -> StandardRow:
+    """Mark a version retired: its content and hash never change and records keep pointing at it,
+    but it is no longer current (the highest remaining released version is)."""
+    if not reason.strip():
+        raise InvalidInput("say why the version is retired", [Problem("reason", "required")])
+    row = get_standard(session, product=product, version=version)
+    if row is None:
+        published = [str(r.version) for r in list_standards(session, product=product)]
+        raise NotFound(f"no version {version} of the standard for {product!r}; "
+                       f"published: {', '.join(published) or 'none'}")
+    if row.status == Status.RETIRED.value:
+        raise Conflict(f"{product} v{version} is already retired")
+    previous = row.status
+    row.status = Status.RETIRED.value
+    session.flush()
+    add_audit_event(session, actor=by, role=role, action="standard.retire", subject_type="standard",
+                    subject_id=f"{product}@{version}",
+                    detail={"reason": reason, "sha256": row.sha256, "previous_status": previous}, now=now)
+    return row
 
 
 def _next_version(session: Session, product: str) -> int:
@@ -136,7 +182,7 @@ def get_standard(session: Session, *, product: str, version: int) -> StandardRow
 
 
 def current_standard(session: Session, *, product: str) -> StandardRow | None:
-    """The highest released version of ``product``."""
+    """The highest released version of ``product``: a draft or retired version is never current."""
     return session.scalars(
         select(StandardRow)
         .join(Product)
@@ -154,16 +200,13 @@ def list_standards(session: Session, *, product: str | None = None) -> Sequence[
 
 
 def standard_from_row(row: StandardRow) -> Standard:
-    """The parsed standard of a row, checked against its stored hash."""
+    """The parsed standard of a row; its bytes are verified against the stored hash first."""
     return _parse_stored(row.content, row.sha256)
 
 
 @lru_cache(maxsize=256)
 def _parse_stored(content: str, sha256: str) -> Standard:
-    standard = parse_standard(json.loads(content), source=f"stored standard {sha256[:12]}")
-    if standard.sha256 != sha256:
-        raise RuntimeError(f"stored standard content does not match its hash {sha256}; the database was altered")
-    return standard
+    return parse_stored_standard(content.encode("utf-8"), sha256=sha256)
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -16,10 +16,8 @@ import pytest
 
 from demo.photos import dataset_dir, held_out_good_tiles
 from inspection.models import load_model
-from service.core.checklists import load_shipped_standards
+from service.cli.init import InitReport, publish_shipped_standards, register_shipped_models, shipped_standards
 from service.settings import REPO_ROOT
-from service.storage import repository as repo
-from tests.clock import TEST_NOW
 from tests.integration.support import auth, record, upload
 
 MODEL_DIR = REPO_ROOT / "models" / "magnetic-tile-surface-2"  # the one the current standard (v3) names
@@ -28,9 +26,8 @@ pytestmark = pytest.mark.skipif(DATASET is None, reason="magnetic-tile data set 
 
 
 def _submit(make_client, seed, ctx, settings, photo: Path) -> tuple[dict, object]:
-    with ctx.db.write_session() as session:
-        for standard in load_shipped_standards(settings.checklists_dir):
-            repo.publish_standard(session, standard=standard, by="test", now=TEST_NOW)
+    register_shipped_models(ctx, by="test", report=InitReport())  # a standard may name only registered models
+    publish_shipped_standards(ctx, shipped_standards(settings.checklists_dir), by="test", report=InitReport())
     client = make_client(vision=True)
     r = upload(client, seed.tech_a, record(product="magnetic-tile", answers={"chipped_corner": True}),
                {"surface": photo.read_bytes()})

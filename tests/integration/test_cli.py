@@ -57,11 +57,15 @@ def test_init_registers_model_cards_and_checks_their_hash(settings, ctx, tmp_pat
     card.write_text(f"name: tile-surface\nversion: 3\ntask: anomaly\nfile: model.onnx\n"
                     f"sha256: {hashlib.sha256(onnx).hexdigest()}\n"
                     "input: {height: 256, width: 256}\noutput: {format: anomaly-score-map, score: pred_score}\n")
+    tile = tmp_path / "checklists" / "tile"
+    tile.mkdir(parents=True)  # a standard naming that model: publishable only once the model is registered
+    (tile / "v1.yaml").write_text("product: tile\nname: Tile\nversion: 1\nphotos:\n  - id: top\n    prompt: Top\n"
+                                  "    checks: [{id: surface, kind: model, model: tile-surface@3}]\n")
     env = {"KIPIMO_DATA_DIR": str(settings.data_dir), "KIPIMO_DATABASE_URL": settings.database_url,
-           "KIPIMO_MODELS_DIR": str(models)}
+           "KIPIMO_MODELS_DIR": str(models), "KIPIMO_CHECKLISTS_DIR": str(tile.parent)}
     result = CliRunner().invoke(cli, ["init"], env=env)
     assert result.exit_code == 0, result.output
-    assert "models registered: tile-surface@3" in result.output
+    assert "models registered: tile-surface@3" in result.output and "standards published: tile@1" in result.output
     with ctx.db.session() as session:
         rows = [(m.name, m.version, m.sha256, m.task) for m in session.scalars(select(ModelRow))]
     assert rows == [("tile-surface", 3, hashlib.sha256(onnx).hexdigest(), "anomaly")]

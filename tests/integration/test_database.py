@@ -101,3 +101,69 @@ def test_migrations_downgrade_to_empty_and_upgrade_again(db_url):
         assert diff == []
     finally:
         engine.dispose()
+
+
+def test_migration_0003_reidentifies_standards_from_their_stored_bytes(db_url):
+    import hashlib
+    import json
+
+    import rfc8785
+
+    from qc.standards import parse_standard
+    from service.storage import repository as repo
+    from service.storage.db import downgrade_database, make_engine, open_database, upgrade_database
+    from service.storage.orm import Product, StandardRow
+    from tests.integration.support import TEST_STANDARD
+
+    engine = make_engine(db_url)
+    try:
+        downgrade_database(engine, "base")
+        upgrade_database(engine, "0002")
+        # What Kipimo wrote before 0003: the parsed model re-serialised with every default, hashed.
+        legacy = parse_standard(TEST_STANDARD).model_dump(mode="json")
+        old_bytes = rfc8785.dumps(legacy)
+        old_sha = hashlib.sha256(old_bytes).hexdigest()
+        pretty = json.dumps(dict(legacy, version=2), indent=2)  # stored bytes that are not the bytes it hashed
+        pretty_old_sha = hashlib.sha256(rfc8785.dumps(dict(legacy, version=2))).hexdigest()
+        with engine.begin() as conn:
+            conn.execute(Product.__table__.insert().values(id=1, slug="test-widget", name="Test widget",
+                                                           created_at=TEST_NOW))
+            for version, content, sha in ((1, old_bytes.decode(), old_sha), (2, pretty, pretty_old_sha)):
+                conn.execute(StandardRow.__table__.insert().values(
+                    product_id=1, version=version, status="released", name="Test widget", content=content,
+                    sha256=sha, released_at=TEST_NOW, released_by="cli:someone"))
+        upgrade_database(engine)
+
+        db = open_database(db_url)
+        try:
+            with db.session() as session:
+                rows = {r.version: r for r in repo.list_standards(session, product="test-widget")}
+                new_pretty = hashlib.sha256(pretty.encode()).hexdigest()
+                assert (rows[1].sha256, rows[2].sha256) == (old_sha, new_pretty)
+                assert rows[2].content == pretty  # the bytes themselves are never touched
+                (event,) = [e for e in repo.audit_events(session, subject_type="standard")
+                            if e.action == "standard.reidentify"]
+                assert event.actor == "migration 0003" and event.detail["changed"] == 1
+                assert event.detail["mapping"] == {"test-widget@1": {"old": old_sha, "new": old_sha},
+                                                   "test-widget@2": {"old": pretty_old_sha, "new": new_pretty}}
+                assert repo.standard_from_row(rows[2]).sha256 == new_pretty  # verifies and parses
+            # The shipped file against its legacy row: the same rules, so already published (no new row).
+            with db.write_session() as session:
+                row, created = repo.publish_standard(session, standard=parse_standard(TEST_STANDARD), by="test",
+                                                     now=TEST_NOW)
+                assert (created, row.sha256) == (False, old_sha)
+                assert parse_standard(TEST_STANDARD).sha256 != old_sha  # though the input document hashes apart
+        finally:
+            db.dispose()
+        with pytest.raises(DBAPIError, match="kipimo"):  # the guard is back after the migration
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE standards SET sha256 = 'x'"))
+    finally:
+        engine.dispose()
+
+
+def test_migration_0003_leaves_a_new_database_without_an_event(ctx):
+    from service.storage.repository import audit_events
+
+    with ctx.db.session() as session:
+        assert [e for e in audit_events(session) if e.action == "standard.reidentify"] == []

@@ -75,3 +75,24 @@ def test_include_resolves_against_shipped_library(client, seed):
     assert r.status_code == 201, r.text
     ids = [i["id"] for i in r.json()["document"]["items"]]
     assert ids[-4:] == ["diameter", "clean", "colour", "note"] and len(ids) > 4
+
+
+def test_source_is_the_document_the_hash_identifies_and_document_has_the_defaults(client, seed):
+    import hashlib
+
+    import rfc8785
+    import yaml
+
+    body = client.get(f"/api/v1/standards/{TEST_PRODUCT}", headers=auth(seed.tech_a)).json()
+    assert body["source"] == yaml.safe_load(TEST_STANDARD)  # exactly what was published, nothing added
+    assert hashlib.sha256(rfc8785.dumps(body["source"])).hexdigest() == body["sha256"]
+    assert body["document"]["capture"] == {"long_side": 3000, "jpeg_quality": 0.9, "location": False}
+    assert body["document"]["items"][0]["required"] is True and "required" not in body["source"]["items"][0]
+
+
+def test_same_rules_spelled_differently_are_already_published(client, seed):
+    spelled = TEST_STANDARD.replace("photos:\n", "description: ''\nphotos:\n")  # the default, written out
+    r = client.post("/api/v1/standards", content=spelled, headers=auth(seed.manager))
+    assert r.status_code == 200, r.text  # the stored version and its identity stay as they were
+    original = client.get(f"/api/v1/standards/{TEST_PRODUCT}/versions/1", headers=auth(seed.manager)).json()
+    assert r.json()["sha256"] == original["sha256"] and "description" not in original["source"]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from service.core.checklists import load_shipped_standards
+from service.cli.init import InitReport, publish_shipped_standards, register_shipped_models, shipped_standards
 from service.storage import repository as repo
-from tests.clock import TEST_NOW
 from tests.integration.support import auth, jpeg, record, upload
 
 
 def test_photo_without_card_gets_every_check_and_a_review_verdict(make_client, seed, ctx, settings):
-    now = TEST_NOW
-    with ctx.db.write_session() as session:
-        for standard in load_shipped_standards(settings.checklists_dir):
-            repo.publish_standard(session, standard=standard, by="test", now=now)
+    register_shipped_models(ctx, by="test", report=InitReport())  # a standard may name only registered models
+    publish_shipped_standards(ctx, shipped_standards(settings.checklists_dir), by="test", report=InitReport())
+    with ctx.db.session() as session:
         visor = repo.standard_from_row(repo.current_standard(session, product="face-shield-visor"))
     answers = {}
     for item in visor.items:  # an answer that meets every item's own acceptance rule

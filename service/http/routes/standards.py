@@ -31,7 +31,10 @@ def summary(row: StandardRow) -> dict[str, Any]:
 
 
 def document(row: StandardRow) -> dict[str, Any]:
-    return {**summary(row), "document": json.loads(row.content)}
+    """``document``: the rules as parsed, defaults filled in (what apps read); ``source``: the stored input
+    document, whose RFC 8785 canonical bytes hash to ``sha256`` (what an auditor verifies)."""
+    standard = repo.standard_from_row(row)  # verifies the stored bytes against the hash first
+    return {**summary(row), "document": standard.to_document(), "source": json.loads(standard.document_bytes)}
 
 
 @router.get("", response_model=list[StandardSummaryOut], summary="Every published version")

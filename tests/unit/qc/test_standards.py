@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qc.errors import StandardInvalid
-from qc.records import canonical_json, sha256_hex
+from qc.records import sha256_hex
 from qc.standards import DecisionRule, DimensionCheck, ModelCheck, Severity, parse_standard
 from service.core.checklists import load_shipped_standards, load_standard_file
 
@@ -55,12 +55,14 @@ def test_magnetic_tile_names_its_model_exactly():
     assert check.severity is Severity.CRITICAL
 
 
-def test_hash_is_sha256_of_rfc8785_canonical_document():
+def test_hash_is_sha256_of_rfc8785_canonical_input_document():
     std = parse_standard(minimal())
-    # Independent canonical form, written by hand: keys sorted, no whitespace.
-    doc = std.to_document()
-    assert canonical_json(doc).startswith(b'{"capture":{"jpeg_quality":0.9,"location":false,"long_side":3000}')
-    assert std.sha256 == sha256_hex(canonical_json(doc))
+    # Independent canonical form, written by hand: keys sorted, no whitespace, no defaults added.
+    expected = (b'{"items":[{"id":"ok","pass_if":true,"prompt":"Looks fine","type":"boolean"}],'
+                b'"name":"Widget","product":"widget","version":1}')
+    assert std.document_bytes == expected
+    assert std.sha256 == sha256_hex(expected)
+    assert std.to_document()["capture"] == {"jpeg_quality": 0.9, "location": False, "long_side": 3000}
 
 
 def test_key_order_and_yaml_formatting_do_not_change_the_hash():
