@@ -138,7 +138,7 @@ def run_backend(url: str, records: int, repeat: int) -> dict[str, Any]:
         settings = Settings(data_dir=Path(tmp), database_url=url, vision=False)
         ctx = open_context(settings)
         with ctx.db.write_session() as session:
-            token, _ = create_token(session, role="manager", name="bench", now=now)
+            token, _ = create_token(session, actor="bench", role="manager", name="bench", now=now)
         app = create_app(settings, context=ctx)
         client = TestClient(app)
         headers = {"Authorization": f"Bearer {token}"}

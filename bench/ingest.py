@@ -158,7 +158,7 @@ def prepare_kipimo(data_dir: Path, database_url: str) -> str:
     try:
         with ctx.db.write_session() as session:
             repo.create_node(session, name="bench", now=now)
-            token, _ = create_token(session, role="technician", node="bench", name="bench", now=now)
+            token, _ = create_token(session, actor="bench", role="technician", node="bench", name="bench", now=now)
             repo.publish_standard(session, standard=parse_standard(BENCH_STANDARD), by="bench", now=now)
     finally:
         ctx.close()

@@ -177,7 +177,7 @@ def load_synthetic(db: Database, standards: Sequence[Standard], plan: SyntheticP
 Rows = list[tuple[Any, ...]]
 _LOT_COLS = ("id", "node_id", "product_id", "code", "created_at")
 _SUB_COLS = ("seq", "id", "node_id", "product_id", "standard_id", "lot_id", "unit", "technician", "captured_at",
-             "received_at", "verdict", "minor_defects", "answers", "record", "request_sha256", "record_sha256")
+             "received_at", "verdict", "minor_defects", "answers", "document", "request_sha256", "record_sha256")
 _RES_COLS = ("id", "submission_seq", "position", "check_id", "kind", "slot", "status", "severity", "value",
              "passed", "detail")
 

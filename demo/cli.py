@@ -100,10 +100,10 @@ def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict
                 repo.create_node(session, name=node.name, title=node.title, now=now, actor=DEMO_ACTOR)
             for node in DEMO_NODES:
                 tokens[f"technician@{node.name}"], _ = create_token(
-                    session, role="technician", name=node.technicians[0], node=node.name, now=now)
+                    session, actor="demo", role="technician", name=node.technicians[0], node=node.name, now=now)
             for role, name in (("manager", "Network quality manager"), ("auditor", "External auditor"),
                                ("admin", "Hub administrator")):
-                tokens[role], _ = create_token(session, role=role, name=name, now=now)
+                tokens[role], _ = create_token(session, actor="demo", role=role, name=name, now=now)
         # technicians submit against the current version of each product's standard
         current = {s.product: s for s in load_shipped_standards(settings.checklists_dir)}  # sorted: newest last
         photos = DemoPhotos()

@@ -171,16 +171,18 @@ _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
             4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) -> np.ndarray:
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1,
+                 info: ImageInfo | None = None) -> np.ndarray:
     """Decode a JPEG/PNG/WebP photo to BGR uint8 (H, W, 3), upright per EXIF.
 
     ``reduce`` (1, 2, 4, 8) decodes at 1/reduce of the size; for JPEG libjpeg
     does this while decoding (DCT scaling), which is several times faster.
+    ``info``: the ``probe_image`` of these bytes when the caller already has it (probe once).
     """
     if reduce not in _REDUCED:
         raise ValueError(f"reduce must be one of 1, 2, 4, 8; got {reduce}")
     data = bytes(data)
-    info = probe_image(data)
+    info = info if info is not None else probe_image(data)
     if info.pixels > max_pixels:
         raise ImageTooLarge(
             f"photo is {info.width}x{info.height} = {info.pixels / 1e6:.1f} MP, above the limit of "

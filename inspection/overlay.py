@@ -1,21 +1,23 @@
-"""The annotated picture the technician sees for each photo.
+"""The annotated picture the technician sees for each photo, drawn from the evaluated results.
 
 Card photos: the rectified measuring area with the part outline, dimension
-lines and values (green inside the limits, red outside, amber when the
-uncertainty straddles a limit under the guarded rule), holes outlined and numbered, and the anomaly
-heat map of any anomaly model. A photo that fails the quality gate shows the
-photo itself with the retake advice across it.
+lines and values, holes outlined and numbered, and the anomaly heat map of any
+anomaly model. Colours and limits come from the results ``qc.evaluate`` gave
+the slot's checks (green pass, red fail, amber inconclusive, blue when no check
+judged the value), so the picture can never disagree with the record. A photo
+that fails the quality gate shows the photo itself with the retake advice across it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
 from inspection.pipeline import InspectionResult
+from qc.evaluate import CheckResult, CheckStatus
 from qc.findings import Measurement
 
 __all__ = ["encode_png", "heat_overlay", "render_overlay"]
@@ -23,31 +25,32 @@ __all__ = ["encode_png", "heat_overlay", "render_overlay"]
 GREEN, RED, AMBER, BLUE, WHITE = (40, 170, 40), (30, 30, 220), (0, 160, 240), (200, 120, 0), (255, 255, 255)
 _MAX_SIDE = 1600
 _MIN_SIDE = 900
+_STATUS_COLOURS = {CheckStatus.PASS: GREEN, CheckStatus.FAIL: RED, CheckStatus.INCONCLUSIVE: AMBER}
+_SEVERITY_ORDER = (CheckStatus.FAIL, CheckStatus.INCONCLUSIVE, CheckStatus.PASS)
 
 
-def _limits_of(check: Any) -> tuple[float | None, float | None]:
-    lim = getattr(check, "limits", None)
-    if lim is not None:
-        return lim
-    return getattr(check, "min", None), getattr(check, "max", None)
+def _status_colour(result: CheckResult | None) -> tuple[int, int, int]:
+    return BLUE if result is None else _STATUS_COLOURS.get(result.status, BLUE)
 
 
-def _colour(m: Measurement, checks: Sequence[Any]) -> tuple[tuple[int, int, int], str]:
-    """Colour and short limit text for a measurement given the slot's checks."""
+def _result_for(m: Measurement, checks: Sequence[Any], results: Mapping[str, CheckResult]) -> CheckResult | None:
+    """The evaluated result of the slot's dimension check on this measurement, if any."""
     for c in checks:
         if getattr(c, "kind", None) != "dimension" or str(c.feature) != m.feature:
             continue
         if m.feature == "hole_diameter" and c.index != m.index:
             continue
-        lo, hi = _limits_of(c)
-        v, u = m.value, m.uncertainty
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            return RED, _limit_text(lo, hi)
-        guarded = str(getattr(c, "decision_rule", "simple")) == "guarded"
-        if guarded and ((lo is not None and v - u < lo) or (hi is not None and v + u > hi)):
-            return AMBER, _limit_text(lo, hi)
-        return GREEN, _limit_text(lo, hi)
-    return BLUE, ""
+        return results.get(c.id)
+    return None
+
+
+def _colour(m: Measurement, checks: Sequence[Any],
+            results: Mapping[str, CheckResult]) -> tuple[tuple[int, int, int], str]:
+    """Colour and short limit text for a measurement, from its check's evaluated result."""
+    r = _result_for(m, checks, results)
+    if r is None:
+        return BLUE, ""
+    return _status_colour(r), _limit_text(r.lower, r.upper)
 
 
 def _limit_text(lo: float | None, hi: float | None) -> str:
@@ -93,8 +96,14 @@ def _fit(img: np.ndarray) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(img), s
 
 
-def render_overlay(res: InspectionResult, *, checks: Sequence[Any] = ()) -> np.ndarray:
-    """BGR overlay image for one inspected photo."""
+def render_overlay(res: InspectionResult, *, checks: Sequence[Any] = (),
+                   results: Sequence[CheckResult] = ()) -> np.ndarray:
+    """BGR overlay image for one inspected photo.
+
+    ``checks``: the slot's checks (which check judged which measurement); ``results``: what
+    ``qc.evaluate`` made of them, the only source of pass/fail colours.
+    """
+    by_id = {r.check_id: r for r in results}
     q = res.findings.quality
     if q is not None and not q.usable:
         img, _ = _fit(res.image.copy())
@@ -105,10 +114,12 @@ def render_overlay(res: InspectionResult, *, checks: Sequence[Any] = ()) -> np.n
         base = res.model_view if res.model_view is not None else res.image
         img, s = _fit(base.copy() if base.ndim == 3 else cv2.cvtColor(base, cv2.COLOR_GRAY2BGR))
         img = _models_layer(img, res)
-        texts = _model_lines(res)
+        model_lines = _model_lines(res, checks, by_id)
+        texts = [t for t, _ in model_lines]
         if res.findings.error:
             texts.insert(0, res.findings.error)
-        return _banner(img, texts or ["photo accepted"], RED if res.findings.error else BLUE)
+        colour = RED if res.findings.error else _worst_colour([c for _, c in model_lines])
+        return _banner(img, texts or ["photo accepted"], colour)
     view, s = _fit(part.rectified.copy())
     view = _models_layer(view, res)
     r = part.px_per_mm * s
@@ -131,7 +142,7 @@ def render_overlay(res: InspectionResult, *, checks: Sequence[Any] = ()) -> np.n
         m = part.get(feat)
         if m is None:
             continue
-        col, lim = _colour(m, checks)
+        col, lim = _colour(m, checks, by_id)
         a = np.array([rcx, rcy]) - edge / 2
         b = np.array([rcx, rcy]) + edge / 2
         cv2.arrowedLine(view, px(*a), px(*b), col, 2, cv2.LINE_AA, tipLength=0.03)
@@ -142,7 +153,7 @@ def render_overlay(res: InspectionResult, *, checks: Sequence[Any] = ()) -> np.n
         lines.append((label, col))
     for i, c in enumerate(g.holes, start=1):
         m = part.get("hole_diameter", i)
-        col, lim = _colour(m, checks) if m is not None else (BLUE, "")
+        col, lim = _colour(m, checks, by_id) if m is not None else (BLUE, "")
         cv2.circle(view, px(c.cx, c.cy), max(1, int(round(c.r * r))), col, 2, cv2.LINE_AA)
         _text(view, f"H{i} {2 * c.r:.2f}", px(c.cx + c.r * 0.8, c.cy - c.r * 0.8), col, 0.5)
         if m is not None:
@@ -151,12 +162,12 @@ def render_overlay(res: InspectionResult, *, checks: Sequence[Any] = ()) -> np.n
         m = part.get(feat)
         if m is None or (feat == "diameter" and not _checked(feat, checks)):
             continue
-        col, lim = _colour(m, checks)
+        col, lim = _colour(m, checks, by_id)
         if feat == "hole_spacing" and len(g.holes) >= 2:
             cv2.line(view, px(g.holes[0].cx, g.holes[0].cy), px(g.holes[1].cx, g.holes[1].cy), col, 1,
                      cv2.LINE_AA)
         lines.append((f"{feat} {m.value:.2f} +/- {m.uncertainty:.2f} {m.unit}{lim}", col))
-    return _legend(view, lines + [(t, BLUE) for t in _model_lines(res)])
+    return _legend(view, lines + _model_lines(res, checks, by_id))
 
 
 def _checked(feature: str, checks: Sequence[Any]) -> bool:
@@ -176,14 +187,29 @@ def _models_layer(img: np.ndarray, res: InspectionResult) -> np.ndarray:
     return img
 
 
-def _model_lines(res: InspectionResult) -> list[str]:
+def _model_lines(res: InspectionResult, checks: Sequence[Any],
+                 results: Mapping[str, CheckResult]) -> list[tuple[str, tuple[int, int, int]]]:
+    """One line per model output, coloured by the result of the check that read it."""
     out = []
     for o in res.model_outputs:
         r = o.result
         score = "" if r.score is None else f" score {r.score:.3f}"
         thr = "" if r.threshold is None else f" (threshold {r.threshold:g})"
-        out.append(f"{r.model} [{r.sha256[:12]}]: {r.label or '-'}{score}{thr}")
+        judged = [results[c.id] for c in checks if getattr(c, "kind", None) == "model" and c.model == r.model
+                  and c.id in results and results[c.id].model_sha256 == r.sha256]
+        verdicts = ", ".join(f"{j.check_id} {j.status}" for j in judged)
+        colour = _worst_colour([_status_colour(j) for j in judged])
+        out.append((f"{r.model} [{r.sha256[:12]}]: {r.label or '-'}{score}{thr}"
+                    + (f" -> {verdicts}" if verdicts else ""), colour))
     return out
+
+
+def _worst_colour(colours: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """Red over amber over green; blue when nothing was judged."""
+    for status in _SEVERITY_ORDER:
+        if _STATUS_COLOURS[status] in colours:
+            return _STATUS_COLOURS[status]
+    return BLUE
 
 
 def _legend(view: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]) -> np.ndarray:

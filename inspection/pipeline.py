@@ -1,8 +1,9 @@
 """One photo in, findings out: decode -> card -> quality gate -> measure -> models.
 
-The same function serves the service (``service/vision.py``), the offline CLI
+The same function serves the service (``service/core/vision.py``), the offline CLI
 (``qc inspect``) and the benchmarks. It returns the findings (plain values
-for ``qc.evaluate``) together with the arrays an overlay needs.
+for ``qc.evaluate``) together with the arrays the overlay is drawn on once the
+findings have been evaluated (``inspection.overlay``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inspection.card import CardDetection, detect_card
-from inspection.images import DEFAULT_MAX_PIXELS, decode_image, probe_image
+from inspection.images import DEFAULT_MAX_PIXELS, ImageInfo, decode_image, probe_image
 from inspection.measure import MeasureError, PartMeasurement, measure_part, rectify
 from inspection.models import LoadedModel, ModelOutput
 from inspection.quality import DEFAULT_LIMITS, QualityLimits, assess_quality
@@ -80,17 +81,18 @@ def inspect_image(image: np.ndarray, slot: str, *, card: bool = True,
 
 def inspect_bytes(data: bytes, slot: str, *, card: bool = True, limits: QualityLimits = DEFAULT_LIMITS,
                   measure: bool = True, models: Sequence[LoadedModel] = (),
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> InspectionResult:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, info: ImageInfo | None = None) -> InspectionResult:
     """Decode (at reduced size when only models will look) and inspect.
 
+    ``info``: the caller's ``probe_image(data)``, so the header is read once per photo.
     Raises ``qc.errors.ImageRejected`` subclasses for unusable files.
     """
-    info = probe_image(data)
+    info = info if info is not None else probe_image(data)
     reduce = 1
     if not card:
         long_side = max(info.width, info.height)
         while reduce < 8 and long_side / (reduce * 2) >= _MODEL_ONLY_LONG_SIDE:
             reduce *= 2
-    image = decode_image(data, max_pixels=max_pixels, reduce=reduce)
+    image = decode_image(data, max_pixels=max_pixels, reduce=reduce, info=info)
     return inspect_image(image, slot, card=card, limits=limits, measure=measure, models=models,
                          pixels=info.pixels)

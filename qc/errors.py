@@ -14,6 +14,7 @@ Domain code raises these; only ``service`` turns them into HTTP responses
     ├── PayloadTooLarge            413  request body above the size limit
     ├── NotFound                   404  missing, or not visible to the caller
     ├── Conflict                   409  same id or version, different content
+    ├── RecordAltered              500  a stored record's rows no longer match its hashed document
     ├── AuthenticationFailed       401  no or unknown token
     ├── PermissionDenied           403  role may not do this
     ├── StandardAltered            500  a stored standard's bytes no longer match its identity
@@ -40,6 +41,7 @@ __all__ = [
     "NotFound",
     "Conflict",
     "AuthenticationFailed",
+    "RecordAltered",
     "PermissionDenied",
     "StandardAltered",
     "ModelError",
@@ -117,6 +119,10 @@ class Conflict(KipimoError):
 
 class AuthenticationFailed(KipimoError):
     status_code = 401
+class RecordAltered(KipimoError):
+    status_code = 500
+
+
 
 
 class PermissionDenied(KipimoError):

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from qc.errors import NotFound
-from service.core.auth import Role, create_token
+from service.core.auth import Role, create_token, revoke_token
 from service.settings import Settings
 from service.storage.orm import AccessToken
 
@@ -78,8 +77,8 @@ def tokens() -> None:
 def tokens_create(settings: Settings, role: str, node: str | None, name: str, qr_png: Path | None,
                   base_url: str | None) -> None:
     """Create a token and print it once (store it now; it cannot be shown again)."""
-    with migrated_context(settings) as ctx, ctx.db.write_session() as session:
-        secret, row = create_token(session, role=role, node=node, name=name, now=ctx.now())
+    with migrated_context(settings) as ctx, cli_errors(), ctx.db.write_session() as session:
+        secret, row = create_token(session, role=role, node=node, name=name, actor=cli_actor(), now=ctx.now())
         token_id, token_name = row.id, row.name
     click.echo(secret)
     click.echo(f"token {token_id} ({role}{' @ ' + node if node else ''}, {token_name}) created by {cli_actor()}; "
@@ -106,8 +105,5 @@ def tokens_list(settings: Settings) -> None:
 def tokens_revoke(settings: Settings, token_id: int) -> None:
     """Revoke token TOKEN_ID (see `qc tokens list`); it stops working at once."""
     with migrated_context(settings) as ctx, cli_errors(), ctx.db.write_session() as session:
-        row = session.get(AccessToken, token_id)
-        if row is None:
-            raise NotFound(f"no token {token_id}")
-        row.revoked_at = row.revoked_at or ctx.now()
-    click.echo(f"token {token_id} revoked")
+        revoke_token(session, token_id=token_id, actor=cli_actor(), now=ctx.now())
+    click.echo(f"token {token_id} revoked by {cli_actor()}")

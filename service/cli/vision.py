@@ -11,7 +11,7 @@ import click
 
 from inspection.card import PAPERS, PRINT_INSTRUCTIONS, card_pdf, render_card
 from qc.errors import KipimoError
-from qc.evaluate import evaluate
+from qc.evaluate import CheckResult, evaluate
 from qc.standards import PhotoSlot, Standard, Status
 from service.settings import Settings
 
@@ -88,9 +88,9 @@ def _pick_slot(standard: Standard, slot_id: str | None) -> PhotoSlot:
     raise click.BadParameter(f"no photo slot {slot_id!r} (slots: {names})", param_hint="--slot")
 
 
-def _slot_results(standard: Standard, slot: PhotoSlot, findings: Any) -> list[dict[str, Any]]:
+def _slot_results(standard: Standard, slot: PhotoSlot, findings: Any) -> list[CheckResult]:
     verdict = evaluate(standard, {}, {slot.id: findings})
-    return [r.to_dict() for r in verdict.results if r.slot == slot.id]
+    return [r for r in verdict.results if r.slot == slot.id]
 
 
 @cli.command("inspect")
@@ -133,16 +133,17 @@ def inspect_cmd(settings: Settings, photos: tuple[Path, ...], product: str | Non
             if not as_json:
                 tqdm.write(f"{path}: REJECTED {exc}", file=sys.stderr)
             continue
-        entry["results"] = _slot_results(standard, slot, res.findings)
+        results = _slot_results(standard, slot, res.findings)
+        entry["results"] = [r.to_dict() for r in results]
         q = res.findings.quality
         entry["quality"] = {"usable": q.usable if q else None,
                             "retake": q.retake_message if q else None,
                             "metrics": [m.__dict__ for m in q.metrics] if q else []}
         if res.findings.error:
             entry["error"] = res.findings.error
-        if overlay_dir is not None and res.overlay_png:
+        if overlay_dir is not None:  # drawn from the evaluated results, as the service does
             target = overlay_dir / f"{path.stem}.overlay.png"
-            target.write_bytes(res.overlay_png)
+            target.write_bytes(res.draw_overlay(results))
             entry["overlay"] = str(target)
         out.append(entry)
         if not as_json:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from qc.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, Problem
 from service.storage.orm import AccessToken, Node
+from service.storage.repository import add_audit_event
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -30,6 +31,7 @@ __all__ = [
     "create_token",
     "hash_token",
     "require_role",
+    "revoke_token",
 ]
 
 TOKEN_PREFIX = "kip_"  # makes a leaked token recognisable to secret scanners
@@ -73,9 +75,13 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, *, role: Role | str, name: str, node: str | None = None, now: dt.datetime
+    session: Session, *, role: Role | str, name: str, actor: str, node: str | None = None, now: dt.datetime
 ) -> tuple[str, AccessToken]:
-    """Create a token; return the secret (show it once) and the stored row (hash only)."""
+    """Create a token; return the secret (show it once) and the stored row (hash only).
+
+    ``actor`` is the person creating it; the audit event names them and the token's holder, role
+    and node (never the secret or its hash).
+    """
     try:
         role = Role(role)
     except ValueError:
@@ -100,7 +106,29 @@ def create_token(
     )
     session.add(row)
     session.flush()
+    _audit_token(session, row, action="token.create", actor=actor, node=node_row.name if node_row else None, now=now)
     return secret, row
+
+
+def revoke_token(session: Session, *, token_id: int, actor: str, now: dt.datetime) -> AccessToken:
+    """Revoke a token at ``now`` (it stops working at once); the audit event names ``actor``.
+
+    Revoking a revoked token changes nothing and writes no second event.
+    """
+    row = session.get(AccessToken, token_id)
+    if row is None:
+        raise NotFound(f"no token {token_id}; see `qc tokens list`")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        _audit_token(session, row, action="token.revoke", actor=actor, node=row.node.name if row.node else None,
+                     now=now)
+    return row
+
+
+def _audit_token(session: Session, row: AccessToken, *, action: str, actor: str, node: str | None,
+                 now: dt.datetime) -> None:
+    add_audit_event(session, actor=actor, action=action, subject_type="token", subject_id=str(row.id),
+                    node_id=row.node_id, detail={"holder": row.name, "role": row.role, "node": node}, now=now)
 
 
 def authenticate(session: Session, authorization: str | None) -> Principal:

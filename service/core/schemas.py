@@ -37,7 +37,9 @@ class RecordIn(BaseModel):
     standard_version: int | None = Field(default=None, ge=1, description="default: the current released version")
     lot: str | None = Field(default=None, max_length=100)
     unit: str | None = Field(default=None, max_length=100)
-    technician: str | None = Field(default=None, max_length=200, description="default: the token's name")
+    technician: str | None = Field(default=None, max_length=200,
+                                   description="the name typed on the phone; kept as entered_as (the person is "
+                                   "the token's holder)")
     captured_at: dt.datetime | None = Field(default=None, description="default: when the server received it")
     answers: dict[str, Any] = Field(default_factory=dict)
     notes: str | None = Field(default=None, max_length=4000)
@@ -92,13 +94,17 @@ class SubmissionOut(BaseModel):
     product: str
     lot: str | None
     unit: str | None
-    technician: str
+    technician: str = Field(description="the person: the name of the token that submitted")
     captured_at: dt.datetime
     received_at: dt.datetime
     answers: dict[str, Any]
     corrects: str | None = None
 
 
+    entered_as: str | None = Field(default=None, description="the name the phone entered, if any (not verified)")
+    document_schema: str = Field(description="kipimo.record/2; kipimo.record/1 for records hashed before it")
+    document: dict[str, Any] = Field(description="the exact document record_sha256 covers: "
+                                     "record_sha256 = SHA-256 of its RFC 8785 canonical JSON")
 class SubmissionPageOut(BaseModel):
     items: list[SubmissionOut]
     next_cursor: str | None

@@ -1,15 +1,19 @@
 """Recording one submission: the single code path used by HTTP and in-process callers.
 
-Order of work (nothing is written until everything is known to be valid):
+One straight path (nothing is written until everything is known to be valid):
 
-1. parse the record and hash the request as sent (idempotency key content);
-2. an existing id answers the stored response (same content) or 409 (different);
-3. resolve the standard (named version or current released) and validate the answers;
-4. inspect each photo (``service.core.vision.inspect_photo``), turning refusals into
-   problems that name the slot;
-5. evaluate, canonicalise and hash the record;
-6. write photos and overlays to the store (fsync + rename) *before*
-7. one transaction inserts submission, photos, results and the audit event.
+1. parse the record and hash the request as sent (idempotency key content); an existing id answers
+   the stored response (same content) or 409 (different);
+2. resolve the standard (named version or current released);
+3. intake: probe each photo once (type, size, pixel limit), refusals naming the slot;
+4. validate the answers and slots against the standard;
+5. inspect each photo (``service.core.vision.inspect_photo``, handed the probe);
+6. evaluate, then draw each overlay from the evaluated results of its slot;
+7. build the record document (``qc.records.record_document``) and hash it;
+8. write photos and overlays to the store (fsync + rename) *before*
+9. one transaction inserts submission (with its document), photos, results and the audit event;
+10. ... and, in that transaction, the outbox rows for post-commit work (alerts, webhook;
+    ``service/core/outbox.py``), which a worker drains with retries.
 """
 
 from __future__ import annotations
@@ -18,19 +22,35 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from qc.errors import Conflict, ImageRejected, ImageTooLarge, InvalidInput, PermissionDenied, Problem
-from qc.evaluate import evaluate, validate_submission
+from qc.errors import (
+    Conflict,
+    ImageRejected,
+    ImageTooLarge,
+    InvalidInput,
+    PermissionDenied,
+    Problem,
+    RecordAltered,
+)
+from qc.evaluate import CheckResult, evaluate, validate_submission
 from qc.findings import PhotoFindings
-from qc.records import canonical_json, record_sha256, sha256_hex
-from qc.standards import PhotoSlot, Standard
+from qc.records import (
+    RECORD_SCHEMA,
+    canonical_json,
+    document_schema,
+    document_sha256,
+    model_identities,
+    record_document,
+    sha256_hex,
+)
+from qc.standards import Standard
 from service.core.auth import Principal, Role
 from service.core.context import ServiceContext
 from service.core.outbox import enqueue_after_submission
@@ -38,11 +58,23 @@ from service.core.schemas import RecordIn, SubmissionOut
 from service.storage import repository as repo
 from service.storage.orm import CheckResultRow, PhotoRow, StandardRow, Submission
 
-__all__ = ["SubmissionOutcome", "parse_record", "record_submission", "recompute_record_sha256", "submission_view"]
+if TYPE_CHECKING:
+    from inspection.images import ImageInfo
+    from service.core.vision import PhotoInspection
+
+__all__ = [
+    "SubmissionOutcome",
+    "parse_record",
+    "record_submission",
+    "recompute_record_sha256",
+    "submission_view",
+]
 
 log = logging.getLogger(__name__)
 
 _MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+_T = TypeVar("_T")
+_X = TypeVar("_X")
 
 
 @dataclass(frozen=True)
@@ -53,14 +85,15 @@ class SubmissionOutcome:
 
 @dataclass(frozen=True)
 class _Photo:
+    """One photo through the path: received and probed, then inspected, then given its overlay."""
+
     slot: str
     data: bytes
     sha256: str
-    media_type: str
-    width: int
-    height: int
-    findings: PhotoFindings
-    overlay_png: bytes | None
+    info: ImageInfo
+    findings: PhotoFindings | None = None
+    overlay_png: bytes | None = None
+    overlay_sha256: str | None = None
 
 
 def parse_record(raw: bytes | str | Mapping[str, Any]) -> tuple[RecordIn, dict[str, Any]]:
@@ -84,12 +117,15 @@ def parse_record(raw: bytes | str | Mapping[str, Any]) -> tuple[RecordIn, dict[s
     return record, data
 
 
-def _request_sha256(sent: Mapping[str, Any], node: str, photo_hashes: Mapping[str, str]) -> str:
+def _canonical(value: Any) -> bytes:
     try:
-        body = canonical_json({"node": node, "record": sent, "photos": dict(photo_hashes)})
+        return canonical_json(value)
     except Exception as exc:  # noqa: BLE001 - rfc8785 refuses NaN, huge ints, ...
         raise InvalidInput("the record cannot be canonicalised", [Problem("record", str(exc))]) from None
-    return sha256_hex(body)
+
+
+def _request_sha256(sent: Mapping[str, Any], node: str, photo_hashes: Mapping[str, str]) -> str:
+    return sha256_hex(_canonical({"node": node, "record": sent, "photos": dict(photo_hashes)}))
 
 
 def record_submission(
@@ -117,32 +153,28 @@ def record_submission(
         std_row, standard = _resolve_standard(session, rec)
         product_id = std_row.product_id
 
+    received = _per_photo(photos.items(), lambda slot, data: _intake(ctx, slot, data, photo_hashes[slot]))
     answers = validate_submission(standard, rec.answers, list(photos))
-    inspected = _inspect_photos(ctx, standard, photos, photo_hashes)
-    verdict = evaluate(standard, answers, {p.slot: p.findings for p in inspected})
-    results = [r.to_dict() for r in verdict.results]
+    inspections = dict(_per_photo(((p.slot, p) for p in received), lambda slot, p: (slot, _inspect(ctx, standard, p))))
+    verdict = evaluate(standard, answers, {p.slot: _findings(p, inspections[p.slot]) for p in received})
+    inspected = [_with_overlay(p, inspections.pop(p.slot), verdict.results) for p in received]
     captured_at = rec.captured_at or now
-    technician = rec.technician or principal.name
-    normalised = {
-        "id": str(rec.id),
-        "node": principal.node,
-        "product": standard.product,
-        "standard_version": standard.version,
-        "lot": rec.lot,
-        "unit": rec.unit,
-        "technician": technician,
-        "captured_at": _iso(captured_at),
-        "answers": answers,
-        "notes": rec.notes,
-        "location": rec.location,
-        "corrects": str(rec.corrects) if rec.corrects else None,
-    }
-    try:
-        record_hash = record_sha256(record=normalised, standard_sha256=standard.sha256,
-                                    photos=photo_hashes, results=results)
-    except Exception as exc:  # noqa: BLE001 - e.g. a non-finite number somewhere in the results
-        raise InvalidInput("the record cannot be canonicalised", [Problem("record", str(exc))]) from None
-
+    draft = record_document(
+        id=str(rec.id), node=principal.node, product=standard.product,
+        standard={"product": standard.product, "version": standard.version, "sha256": standard.sha256},
+        verdict=str(verdict.verdict), minor_defects=verdict.minor_defects,
+        results=[r.to_dict() for r in verdict.results],
+        models=model_identities((m for p in inspected if p.findings for m in p.findings.models),
+                                [r.to_dict() for r in verdict.results]),
+        photos={p.slot: {"sha256": p.sha256, "overlay_sha256": p.overlay_sha256} for p in inspected},
+        answers=answers, lot=rec.lot, unit=rec.unit, notes=rec.notes, location=rec.location,
+        corrects=str(rec.corrects) if rec.corrects else None,
+        person={"name": principal.name, "token_id": principal.token_id, "role": principal.role.value},
+        entered_as=rec.technician, captured_at=_iso(captured_at), received_at=_iso(now),
+    )
+    canonical = _canonical(draft)
+    document: dict[str, Any] = json.loads(canonical)  # exactly the JSON that was hashed (tuples are lists)
+    record_hash = sha256_hex(canonical)
     node_id = principal.node_id
 
     def insert(session: Session) -> None:
@@ -151,21 +183,22 @@ def record_submission(
             lot_id = repo.get_or_create_lot(session, node_id=node_id, product_id=product_id,
                                             code=rec.lot, now=now).id
         sub = Submission(
-            id=str(rec.id), node_id=principal.node_id, product_id=product_id, standard_id=std_row.id,
-            lot_id=lot_id, unit=rec.unit, technician=technician, token_id=principal.token_id,
-            captured_at=captured_at, received_at=now, verdict=str(verdict.verdict),
-            minor_defects=verdict.minor_defects, answers=answers, record=normalised,
+            id=str(rec.id), node_id=node_id, product_id=product_id, standard_id=std_row.id,
+            lot_id=lot_id, unit=rec.unit, technician=principal.name, token_id=principal.token_id,
+            captured_at=captured_at, received_at=now, verdict=document["verdict"],
+            minor_defects=document["minor_defects"], answers=document["answers"], document=document,
             request_sha256=request_hash, record_sha256=record_hash,
         )
         session.add(sub)
         session.flush()
         for photo in inspected:
+            assert photo.findings is not None
             session.add(PhotoRow(
                 submission_seq=sub.seq, slot=photo.slot, sha256=photo.sha256, size=len(photo.data),
-                media_type=photo.media_type, width=photo.width, height=photo.height,
-                overlay_sha256=overlays.get(photo.slot), findings=_json_ready(photo.findings.to_dict()),
+                media_type=_MEDIA_TYPES[photo.info.format], width=photo.info.width, height=photo.info.height,
+                overlay_sha256=photo.overlay_sha256, findings=_json_ready(photo.findings.to_dict()),
             ))
-        for position, (result, data) in enumerate(zip(verdict.results, results, strict=True)):
+        for position, (result, data) in enumerate(zip(verdict.results, document["results"], strict=True)):
             value = result.value
             numeric = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
             session.add(CheckResultRow(
@@ -175,9 +208,9 @@ def record_submission(
                 else result.status.value == "pass", detail=data,
             ))
         repo.add_audit_event(
-            session, actor=principal.actor, role=principal.role.value, node_id=principal.node_id,
+            session, actor=principal.actor, role=principal.role.value, node_id=node_id,
             action="submission.create", subject_type="submission", subject_id=str(rec.id),
-            detail={"record_sha256": record_hash, "verdict": str(verdict.verdict),
+            detail={"record_sha256": record_hash, "verdict": document["verdict"],
                     "standard": f"{standard.product}@{standard.version}"}, now=now,
         )
         enqueue_after_submission(session, ctx.settings, sub, node=principal.node, product=standard.product,
@@ -186,9 +219,8 @@ def record_submission(
     # Bytes first, rows second: a crash in between leaves an orphan file for `qc store gc`, never a row without
     # its photo. (Every refusal happened above, so a refused upload leaves no file either.) Writing on a helper
     # thread while PostgreSQL inserts the rows was tried: it made the served path slower (bench/ingest.py).
-    overlays = {p.slot: hashlib.sha256(p.overlay_png).hexdigest() for p in inspected if p.overlay_png}
     blobs = [(p.data, p.sha256) for p in inspected]
-    blobs += [(p.overlay_png, overlays[p.slot]) for p in inspected if p.overlay_png]
+    blobs += [(p.overlay_png, p.overlay_sha256) for p in inspected if p.overlay_png and p.overlay_sha256]
     for data, sha in blobs:
         ctx.store.put(data, sha)
     for attempt in (1, 2, 3):
@@ -256,28 +288,25 @@ def _resolve_standard(session: Session, rec: RecordIn) -> tuple[StandardRow, Sta
     return row, repo.standard_from_row(row)
 
 
-def _inspect_photos(
-    ctx: ServiceContext, standard: Standard, photos: Mapping[str, bytes], hashes: Mapping[str, str]
-) -> list[_Photo]:
-    """Inspect each photo; collect every refusal (naming its slot) before raising."""
-    inspected: list[_Photo] = []
+def _per_photo(items: Iterable[tuple[str, _X]], work: Callable[[str, _X], _T]) -> list[_T]:
+    """``work`` on every (slot, photo); every refusal (naming its slot) is collected before one error is raised."""
+    done: list[_T] = []
     refusals: list[tuple[ImageRejected, Problem]] = []
-    for slot_id, data in photos.items():
-        slot = standard.slot(slot_id)
-        assert slot is not None  # validate_submission refused unknown slots
+    for slot, item in items:
         try:
-            inspected.append(_inspect_one(ctx, slot, data, hashes[slot_id]))
+            done.append(work(slot, item))
         except ImageRejected as exc:
-            refusals.append((exc, Problem(f"photos.{slot_id}", exc.message)))
+            refusals.append((exc, Problem(f"photos.{slot}", exc.message)))
     if refusals:
         kinds = {type(exc) for exc, _ in refusals}
         cls = kinds.pop() if len(kinds) == 1 else ImageRejected
         names = ", ".join(p.field.removeprefix("photos.") for _, p in refusals)
         raise cls(f"photo refused ({names}): {refusals[0][1].reason}", [p for _, p in refusals])
-    return inspected
+    return done
 
 
-def _inspect_one(ctx: ServiceContext, slot: PhotoSlot, data: bytes, sha256: str) -> _Photo:
+def _intake(ctx: ServiceContext, slot: str, data: bytes, sha256: str) -> _Photo:
+    """Probe the photo once (type and size from its header) and apply the pixel limit."""
     from inspection.images import probe_image  # noqa: PLC0415 (keeps OpenCV out of CLI start-up)
 
     if not data:
@@ -287,19 +316,49 @@ def _inspect_one(ctx: ServiceContext, slot: PhotoSlot, data: bytes, sha256: str)
     if info.pixels > limit:
         raise ImageTooLarge(f"photo is {info.width}x{info.height} = {info.pixels / 1e6:.1f} MP, above the limit "
                             f"of {limit / 1e6:g} MP; resize it on the phone (e.g. 3000 px long side)")
-    if ctx.settings.vision:
-        from service.core.vision import inspect_photo  # noqa: PLC0415
+    return _Photo(slot=slot, data=data, sha256=sha256, info=info)
 
-        result = inspect_photo(data, slot, settings=ctx.settings)
-        findings, overlay = result.findings, result.overlay_png
-    else:
-        findings, overlay = PhotoFindings(slot=slot.id, error="vision disabled (KIPIMO_VISION=off)"), None
-    return _Photo(slot=slot.id, data=data, sha256=sha256, media_type=_MEDIA_TYPES[info.format],
-                  width=info.width, height=info.height, findings=findings, overlay_png=overlay)
+
+def _inspect(ctx: ServiceContext, standard: Standard, photo: _Photo) -> PhotoInspection | None:
+    """Findings (and what the overlay is drawn from) for one photo; None when vision is off."""
+    if not ctx.settings.vision:
+        return None
+    from service.core.vision import inspect_photo  # noqa: PLC0415
+
+    slot = standard.slot(photo.slot)
+    assert slot is not None  # validate_submission refused unknown slots
+    return inspect_photo(photo.data, slot, settings=ctx.settings, info=photo.info)
+
+
+def _findings(photo: _Photo, inspection: PhotoInspection | None) -> PhotoFindings:
+    if inspection is None:
+        return PhotoFindings(slot=photo.slot, error="vision disabled (KIPIMO_VISION=off)")
+    return inspection.findings
+
+
+def _with_overlay(photo: _Photo, inspection: PhotoInspection | None, results: Sequence[CheckResult]) -> _Photo:
+    """The photo with its findings and the overlay drawn from its slot's evaluated results."""
+    findings = _findings(photo, inspection)
+    if inspection is None:
+        return _Photo(photo.slot, photo.data, photo.sha256, photo.info, findings)
+    png = inspection.draw_overlay([r for r in results if r.slot == photo.slot])
+    return _Photo(photo.slot, photo.data, photo.sha256, photo.info, findings, png, hashlib.sha256(png).hexdigest())
+
+
+def _asserted(document: Mapping[str, Any]) -> dict[str, Any]:
+    """notes, location, corrects and entered_as as the document asserts them (legacy: inside its record)."""
+    if document_schema(document) == RECORD_SCHEMA:
+        return {k: document.get(k) for k in ("notes", "location", "corrects", "entered_as")}
+    legacy = document.get("record", {})
+    return {"notes": legacy.get("notes"), "location": legacy.get("location"), "corrects": legacy.get("corrects"),
+            "entered_as": None}  # a legacy record's "technician" may have been the token's name: unknown
 
 
 def submission_view(sub: Submission) -> dict[str, Any]:
-    """The JSON body for a stored submission (POST response, replay and GET are identical)."""
+    """The JSON body for a stored submission (POST response, replay and GET are identical).
+
+    ``document`` is the exact document ``record_sha256`` covers; the other fields are conveniences.
+    """
     photos = []
     for p in sub.photos:
         quality = p.findings.get("quality") if isinstance(p.findings, dict) else None
@@ -329,19 +388,62 @@ def submission_view(sub: Submission) -> dict[str, Any]:
         "captured_at": sub.captured_at,
         "received_at": sub.received_at,
         "answers": sub.answers,
-        "corrects": sub.record.get("corrects"),
+        **_asserted(sub.document),
+        "document_schema": document_schema(sub.document),
+        "document": sub.document,
     }
     return SubmissionOut.model_validate(body).model_dump(mode="json")
 
 
 def recompute_record_sha256(sub: Submission) -> str:
-    """The record hash recomputed from the stored rows; equal to ``sub.record_sha256`` unless data was altered."""
-    return record_sha256(
-        record=sub.record,
-        standard_sha256=sub.standard.sha256,
-        photos={p.slot: p.sha256 for p in sub.photos},
-        results=[r.detail for r in sub.results],
-    )
+    """The record hash recomputed from the stored document, after checking the rows say the same.
+
+    Equal to ``sub.record_sha256`` unless the document was altered; raises ``RecordAltered`` naming the
+    fields where a row (verdict column, results, photos, ...) no longer matches the document.
+    """
+    differs = [name for name, (row, doc) in _row_facts(sub).items() if _canonical(row) != _canonical(doc)]
+    if differs:
+        raise RecordAltered(f"submission {sub.id}: the stored rows no longer match the hashed document "
+                            f"({', '.join(differs)}); the database was altered outside Kipimo",
+                            [Problem(f"submission.{name}", "differs from the hashed document") for name in differs])
+    return document_sha256(sub.document)
+
+
+def _row_facts(sub: Submission) -> dict[str, tuple[Any, Any]]:
+    """(what a row says, what the document says) for every fact both hold."""
+    doc = sub.document
+    results = [r.detail for r in sub.results]
+    if document_schema(doc) != RECORD_SCHEMA:  # kipimo.record/1 covered the record, photos and results only
+        legacy = doc.get("record", {})
+        return {
+            "results": (results, doc.get("results")),
+            "photos": ({p.slot: p.sha256 for p in sub.photos}, doc.get("photos")),
+            "answers": (sub.answers, legacy.get("answers")),
+            "unit": (sub.unit, legacy.get("unit")),
+            "lot": (sub.lot.code if sub.lot else None, legacy.get("lot")),
+        }
+    return {
+        "id": (sub.id, doc.get("id")),
+        "node": (sub.node.name, doc.get("node")),
+        "product": (sub.product.slug, doc.get("product")),
+        "standard": ({"product": sub.product.slug, "version": sub.standard.version, "sha256": sub.standard.sha256},
+                     doc.get("standard")),
+        "verdict": (sub.verdict, doc.get("verdict")),
+        "minor_defects": (sub.minor_defects, doc.get("minor_defects")),
+        "results": (results, doc.get("results")),
+        "photos": ({p.slot: {"sha256": p.sha256, "overlay_sha256": p.overlay_sha256} for p in sub.photos},
+                   doc.get("photos")),
+        "answers": (sub.answers, doc.get("answers")),
+        "lot": (sub.lot.code if sub.lot else None, doc.get("lot")),
+        "unit": (sub.unit, doc.get("unit")),
+        "person": ({"name": sub.technician, "token_id": sub.token_id}, _pick(doc.get("person"), "name", "token_id")),
+        "captured_at": (_iso(sub.captured_at), doc.get("captured_at")),
+        "received_at": (_iso(sub.received_at), doc.get("received_at")),
+    }
+
+
+def _pick(value: Any, *keys: str) -> Any:
+    return {k: value.get(k) for k in keys} if isinstance(value, dict) else value
 
 
 def _iso(value: dt.datetime) -> str:

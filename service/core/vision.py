@@ -1,7 +1,9 @@
 """The one place the service asks ``inspection`` about a submitted photo.
 
-Decode with limits, run the quality gate, measure on the card and run the
-slot's models (``inspection.pipeline``), then draw the overlay. A model that a
+Decode with limits (handed the caller's probe, so each photo's header is read
+once), run the quality gate, measure on the card and run the slot's models
+(``inspection.pipeline``). The overlay is drawn afterwards, from the results
+``qc.evaluate`` gave the slot's checks (``PhotoInspection.draw_overlay``). A model that a
 standard names but that is not installed yields no ``ModelResult`` (the check
 becomes inconclusive in ``qc.evaluate``); a model whose file does not match its
 card's hash is refused (``ModelHashMismatch`` propagates).
@@ -10,15 +12,18 @@ card's hash is refused (``ModelHashMismatch`` propagates).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from inspection.images import ImageInfo
 from inspection.models import LoadedModel, ModelRegistry
 from inspection.overlay import encode_png, render_overlay
-from inspection.pipeline import inspect_bytes
+from inspection.pipeline import InspectionResult, inspect_bytes
 from inspection.quality import QualityLimits
 from qc.errors import ModelNotInstalled
+from qc.evaluate import CheckResult
 from qc.findings import PhotoFindings
 from service.settings import Settings
 
@@ -27,8 +32,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PhotoInspection:
+    """One inspected photo: findings for ``qc.evaluate``, and what its overlay is drawn on."""
+
     findings: PhotoFindings
-    overlay_png: bytes | None  # annotated picture for the technician, if any
+    result: InspectionResult = field(repr=False)
+    checks: tuple[object, ...] = ()
+
+    def draw_overlay(self, results: Sequence[CheckResult]) -> bytes:
+        """The annotated PNG, coloured by ``results`` (the evaluated results of this slot's checks)."""
+        return encode_png(render_overlay(self.result, checks=self.checks, results=results))
 
 
 @lru_cache(maxsize=8)
@@ -56,10 +68,11 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-def inspect_photo(data: bytes, slot: object, *, settings: Settings) -> PhotoInspection:
+def inspect_photo(data: bytes, slot: object, *, settings: Settings, info: ImageInfo | None = None) -> PhotoInspection:
     """Decode and inspect one photo for ``slot`` (a ``qc.standards.PhotoSlot``).
 
-    Raises ``qc.errors.ImageRejected`` subclasses for files that are not usable images.
+    ``info``: the caller's ``probe_image(data)`` (probe once). Raises ``qc.errors.ImageRejected``
+    subclasses for files that are not usable images.
     """
     checks = tuple(getattr(slot, "checks", ()))
     card = bool(getattr(slot, "card", True))
@@ -71,6 +84,6 @@ def inspect_photo(data: bytes, slot: object, *, settings: Settings) -> PhotoInsp
         measure=card and any(getattr(c, "kind", None) == "dimension" for c in checks),
         models=slot_models(slot, settings),
         max_pixels=settings.max_pixels,
+        info=info,
     )
-    overlay = render_overlay(res, checks=checks)
-    return PhotoInspection(findings=res.findings, overlay_png=encode_png(overlay))
+    return PhotoInspection(findings=res.findings, result=res, checks=checks)

@@ -174,7 +174,9 @@ class Submission(Base):
     verdict: Mapped[str] = mapped_column(String(16))
     minor_defects: Mapped[int] = mapped_column(Integer, default=0)
     answers: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    record: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the normalised record that was hashed
+    # What record_sha256 covers, exactly as hashed (qc.records: "kipimo.record/2"; older rows keep their
+    # "kipimo.record/1" document, rebuilt by migration 0004). `technician` is the token holder's name.
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
     request_sha256: Mapped[str] = mapped_column(String(64))  # the request as sent (idempotency)
     record_sha256: Mapped[str] = mapped_column(String(64))
 

@@ -182,11 +182,11 @@ def seed(ctx: ServiceContext) -> Seed:
         for node in ("node-a", "node-b"):
             repo.create_node(session, name=node, now=now)
         tokens = {
-            "tech_a": create_token(session, role="technician", node="node-a", name="Amina", now=now)[0],
-            "tech_b": create_token(session, role="technician", node="node-b", name="Baraka", now=now)[0],
-            "manager": create_token(session, role="manager", name="Quality manager", now=now)[0],
-            "auditor": create_token(session, role="auditor", name="Auditor", now=now)[0],
-            "admin": create_token(session, role="admin", name="Admin", now=now)[0],
+            "tech_a": create_token(session, actor="tests", role="technician", node="node-a", name="Amina", now=now)[0],
+            "tech_b": create_token(session, actor="tests", role="technician", node="node-b", name="Baraka", now=now)[0],
+            "manager": create_token(session, actor="tests", role="manager", name="Quality manager", now=now)[0],
+            "auditor": create_token(session, actor="tests", role="auditor", name="Auditor", now=now)[0],
+            "admin": create_token(session, actor="tests", role="admin", name="Admin", now=now)[0],
         }
         repo.publish_standard(session, standard=parse_standard(TEST_STANDARD, source="test"), by="test", now=now)
     return Seed(**tokens)

@@ -84,7 +84,7 @@ def test_service_measures_the_part_and_names_the_model(tmp_path: Path, bracket_j
     assert f.measurement("hole_diameter", 2).value == pytest.approx(6.2, abs=0.05)  # type: ignore[union-attr]
     assert [m.model for m in f.models] == ["toy-surface@1"]  # the missing model yields nothing
     assert f.models[0].sha256 == sha and f.models[0].label == "good"
-    png = cv2.imdecode(np.frombuffer(res.overlay_png or b"", np.uint8), cv2.IMREAD_COLOR)
+    png = cv2.imdecode(np.frombuffer(res.draw_overlay([]), np.uint8), cv2.IMREAD_COLOR)
     assert png is not None and png.shape[0] > 500
 
 
@@ -102,7 +102,7 @@ def test_blurred_photo_gives_an_overlay_with_the_retake_advice(tmp_path: Path, b
     assert res.findings.quality is not None and not res.findings.quality.usable
     assert "too blurred" in (res.findings.quality.retake_message or "")
     assert res.findings.measurements == ()
-    assert res.overlay_png is not None
+    assert res.draw_overlay([]).startswith(b"\x89PNG")
 
 
 def test_service_rejects_files_that_are_not_photos(tmp_path: Path) -> None:
