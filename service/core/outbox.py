@@ -109,7 +109,7 @@ def enqueue(session: Session, *, kind: str, payload: Mapping[str, Any], now: dt.
     return row
 
 
-def enqueue_after_submission(session: Session, settings: Settings, sub: Submission, *, node: str, product: str,
+def enqueue_after_submission(session: Session, settings: Settings, sub: Submission, *, node: str | None, product: str,
                              standard_version: int, lot: str | None, now: dt.datetime) -> None:
     """The work a stored submission calls for: alert evaluation for its node x product, and the webhook."""
     enqueue(session, kind=ALERTS_EVALUATE, now=now,
