@@ -40,8 +40,8 @@ __all__ = [
     "PayloadTooLarge",
     "NotFound",
     "Conflict",
-    "AuthenticationFailed",
     "RecordAltered",
+    "AuthenticationFailed",
     "PermissionDenied",
     "StandardAltered",
     "ModelError",
@@ -117,12 +117,12 @@ class Conflict(KipimoError):
     status_code = 409
 
 
-class AuthenticationFailed(KipimoError):
-    status_code = 401
 class RecordAltered(KipimoError):
     status_code = 500
 
 
+class AuthenticationFailed(KipimoError):
+    status_code = 401
 
 
 class PermissionDenied(KipimoError):

@@ -98,13 +98,15 @@ class SubmissionOut(BaseModel):
     captured_at: dt.datetime
     received_at: dt.datetime
     answers: dict[str, Any]
+    notes: str | None = None
+    location: dict[str, float] | None = None
     corrects: str | None = None
-
-
     entered_as: str | None = Field(default=None, description="the name the phone entered, if any (not verified)")
     document_schema: str = Field(description="kipimo.record/2; kipimo.record/1 for records hashed before it")
     document: dict[str, Any] = Field(description="the exact document record_sha256 covers: "
                                      "record_sha256 = SHA-256 of its RFC 8785 canonical JSON")
+
+
 class SubmissionPageOut(BaseModel):
     items: list[SubmissionOut]
     next_cursor: str | None
