@@ -39,4 +39,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/analytics.py
 
 clean:
-	rm -rf $(VENV) kipimo-data kipimo-demo .pytest_cache
+	rm -rf $(VENV) kipimo-data kipimo-demo .pytest_cache build dist
