@@ -39,7 +39,6 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +96,16 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
                   defect_images: list[np.ndarray] | None = None, progress: Progress | None = None,
                   size: int = 32, levels: int = 3, patches_per_image: int = 400, bank_size: int = 2000, dims: int = 96,
                   holdout: float = 0.2, threads: int = 2, code_version: str = "unknown",
-                  data: str = "", created: str | None = None) -> TrainedModel:
+                  data: str = "", created: str | None = None, backbone: Path | None = None) -> TrainedModel:
     """Fit, calibrate and export an anomaly model from good (and optionally defect) images.
 
     ``size``: short side, in pixels, of the coarsest pyramid level for the median training photo;
     each further level doubles it (raise ``levels`` when defects are only a few pixels at that scale).
     ``dims``: principal directions of the whitened patch features kept for the nearest-neighbour
     distance (of the backbone's 256).
+    ``created``: the card's provenance date (the caller's clock; inspection never reads the wall clock).
+    ``backbone``: the exported feature layers (default: the checkout's ``models/backbones/``; an installed
+    ``qc`` passes its settings' models folder).
     ``defect_images`` are never used for fitting or the threshold, only to report validation
     AUROC and recall in the card.
     """
@@ -136,7 +138,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     rng = np.random.default_rng(seed)
 
     # 1. patches of the fit images, per view, from the photo's part of each map (not the padding)
-    embed = _runner(card, build_embedding(spec), threads)
+    embed = _runner(card, build_embedding(spec, backbone=backbone), threads)
     pools: list[list[np.ndarray]] = [[] for _ in cells]
     for n, i in enumerate(fit_idx, 1):
         batch, geos = embed.prepare(good_images[i])
@@ -164,7 +166,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
 
     # 3. held-out good photos: each view's typical maximum, then the threshold
     hold_imgs = [good_images[i] for i in hold_idx]
-    probe = _runner(card, build_model(spec, heads), threads)  # scale 1: view maps are raw distances
+    probe = _runner(card, build_model(spec, heads, backbone=backbone), threads)  # scale 1: view maps are raw distances
     maxima = np.zeros((len(hold_imgs), len(cells)))
     for n, im in enumerate(hold_imgs):
         batch, geos = probe.prepare(im)
@@ -177,7 +179,7 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
     if progress is not None:
         progress("calibrate", 1, 1)
     threshold = calibrate_threshold(hold_raw)
-    final = build_model(spec, heads, threshold=threshold)
+    final = build_model(spec, heads, threshold=threshold, backbone=backbone)
     onnx_bytes = final.SerializeToString()
     train_s = time.perf_counter() - start
 
@@ -211,9 +213,9 @@ def train_anomaly(good_images: list[np.ndarray], *, name: str, version: int, see
             "view_scales": [round(h.scale, 6) for h in heads],
             "image_sha256": hashes,
         },
-        "provenance": {"data": data, "date": created or datetime.now(UTC).isoformat(timespec="seconds"),
+        "provenance": {"data": data, "date": created,
                        "code_version": code_version,
-                       "backbone": f"models/backbones/{BACKBONE_PATH.name} (Apache-2.0)",
+                       "backbone": f"models/backbones/{(backbone or BACKBONE_PATH).name} (Apache-2.0)",
                        "licence": "Apache-2.0"},
         "validation": validation,
     })

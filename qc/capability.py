@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from qc.errors import InvalidInput, Problem
 from qc.spc import Summary, c4, chart_constants, pool
@@ -73,6 +72,8 @@ class Capability:
 
 
 def _cp_interval(cp: float, n: int, conf: float) -> Interval:
+    from scipy import stats  # noqa: PLC0415 (SciPy costs a CLI start-up a second; load it when used)
+
     a = 1 - conf
     lo = cp * math.sqrt(stats.chi2.ppf(a / 2, n - 1) / (n - 1))
     hi = cp * math.sqrt(stats.chi2.ppf(1 - a / 2, n - 1) / (n - 1))
@@ -80,6 +81,8 @@ def _cp_interval(cp: float, n: int, conf: float) -> Interval:
 
 
 def _cpk_interval(cpk: float, n: int, conf: float) -> Interval:
+    from scipy import stats  # noqa: PLC0415 (SciPy costs a CLI start-up a second; load it when used)
+
     z = stats.norm.ppf(1 - (1 - conf) / 2)
     half = z * math.sqrt(1 / (9 * n) + cpk * cpk / (2 * (n - 1)))
     return Interval(cpk, cpk - half, cpk + half)
@@ -148,6 +151,8 @@ def _indices(*, n: int, n_subgroups: int, mean: float, sigma_within: float, sigm
 def capability(values: Sequence[float] | Sequence[Sequence[float]], *, lsl: float | None = None,
                usl: float | None = None, confidence: float = 0.95, min_points: int = DEFAULT_MIN_POINTS) -> Capability:
     """Capability of a process from individual values or from subgroups (a list of lists)."""
+    from scipy import stats  # noqa: PLC0415 (SciPy costs a CLI start-up a second; load it when used)
+
     _check_specs(lsl, usl, confidence)
     grouped = len(values) > 0 and all(isinstance(v, (list, tuple, np.ndarray)) for v in values)
     groups = [np.asarray(g, float) for g in values] if grouped else [np.asarray(values, float)]

@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from qc.errors import InvalidInput, Problem
 
@@ -41,6 +41,8 @@ __all__ = [
 
 def wilson_interval(defects: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion defects / n."""
+    from scipy import stats  # noqa: PLC0415 (SciPy costs a CLI start-up a second; load it when used)
+
     if n <= 0 or not 0 <= defects <= n:
         raise InvalidInput("a proportion needs 0 <= defects <= n and n > 0",
                            [Problem("defects", f"got {defects} of {n}")])
@@ -98,8 +100,8 @@ class FunnelPoint(_Record):
     upper998: float
 
 
-_Z95 = float(stats.norm.ppf(0.975))
-_Z998 = float(stats.norm.ppf(0.999))
+_Z95 = NormalDist().inv_cdf(0.975)
+_Z998 = NormalDist().inv_cdf(0.999)
 
 
 def funnel_point(p0: float, n: float) -> FunnelPoint:
@@ -155,6 +157,8 @@ def compare_nodes(counts: Mapping[str, tuple[int, int]], confidence: float = 0.9
 
 
 def _homogeneity(counts: Mapping[str, tuple[int, int]]) -> HomogeneityTest:
+    from scipy import stats  # noqa: PLC0415 (SciPy costs a CLI start-up a second; load it when used)
+
     table = np.array([[d, n - d] for d, n in counts.values()], float)
     col = table.sum(axis=0)
     if (col == 0).any():

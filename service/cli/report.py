@@ -1,4 +1,7 @@
-"""``qc report`` (offline quality report, HTML or PDF) and ``qc alerts`` (evaluate, list)."""
+"""``qc report`` (offline quality report, HTML or PDF) and ``qc alerts`` (evaluate, list).
+
+The statistics and the dashboard's templates are imported inside the commands: SciPy and FastAPI would
+otherwise cost every ``qc`` command seconds at start-up."""
 
 from __future__ import annotations
 
@@ -9,9 +12,6 @@ from typing import Any
 
 import click
 
-from service.core import alerts as alerting
-from service.core import analytics as q
-from service.reports.quality_report import build_report, print_pdf
 from service.settings import Settings
 
 from .base import cli
@@ -42,6 +42,9 @@ def report(settings: Settings, product: str, since: str | None, until: str | Non
     """Write the dashboard's charts and readings for one product to an offline HTML or PDF file."""
     if out.suffix.lower() not in (".html", ".htm", ".pdf"):
         raise click.BadParameter("the file name must end in .html or .pdf", param_hint="--out")
+    from service.core import analytics as q  # noqa: PLC0415
+    from service.reports.quality_report import build_report, print_pdf  # noqa: PLC0415
+
     filters = q.Filters(product=product, version=version, node=node, since=_date(since, "--since"),
                         until=_date(until, "--until"))
     with migrated_context(settings) as ctx:
@@ -64,6 +67,8 @@ def alerts_group() -> None:
 def alerts_evaluate(settings: Settings) -> None:
     """Evaluate every node and product now (after a bulk import; submissions evaluate on their own)."""
     with migrated_context(settings) as ctx:
+        from service.core import alerts as alerting  # noqa: PLC0415
+
         new = alerting.evaluate_all(ctx, now=ctx.now())
     for a in new:
         click.echo(f"#{a['id']} {a['product']} {a['node']}: {a['message']}")
@@ -77,6 +82,8 @@ def alerts_evaluate(settings: Settings) -> None:
 def alerts_list(settings: Settings, status: str, as_json: bool) -> None:
     """List alerts, newest first."""
     with migrated_context(settings) as ctx, ctx.db.session() as session:
+        from service.core import alerts as alerting  # noqa: PLC0415
+
         rows: list[dict[str, Any]] = [alerting.alert_view(a) for a in
                                       alerting.list_alerts(session, status=None if status == "all" else status)]
     if as_json:

@@ -12,8 +12,10 @@ import numpy as np
 import yaml
 
 from qc.errors import CorruptImage, KipimoError
+from service.settings import Settings
 
 from .base import cli
+from .db import now_utc
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
@@ -60,11 +62,13 @@ def train() -> None:
               help="Short side (px) of the coarsest pyramid level for the median photo.")
 @click.option("--levels", default=3, show_default=True, type=click.IntRange(1, 4),
               help="Pyramid levels; each doubles the finest resolution (raise for defects of a few pixels).")
-def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, version: int, out: Path,
-                      seed: int, size: int, levels: int) -> None:
+@click.pass_obj
+def train_anomaly_cmd(settings: Settings, good_dir: Path, defect_dir: Path | None, name: str, version: int,
+                      out: Path, seed: int, size: int, levels: int) -> None:
     """Fit an anomaly model on good photos; score >= 1.0 then means defect."""
     from tqdm import tqdm  # noqa: PLC0415
 
+    from inspection.anomaly_graph import BACKBONE_PATH  # noqa: PLC0415
     from inspection.train import train_anomaly  # noqa: PLC0415
 
     bars: dict[str, tqdm] = {}
@@ -82,7 +86,8 @@ def train_anomaly_cmd(good_dir: Path, defect_dir: Path | None, name: str, versio
                    if defect_dir else None)
         trained = train_anomaly(good, name=name, version=version, seed=seed, defect_images=defects, size=size,
                                 levels=levels, progress=progress, code_version=_code_version(),
-                                data=str(good_dir))
+                                data=str(good_dir), created=now_utc(settings).isoformat(timespec="seconds"),
+                                backbone=settings.models_dir / "backbones" / BACKBONE_PATH.name)
     except KipimoError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
