@@ -15,7 +15,7 @@ from demo.network import DEMO_NODES, plan_demo
 from demo.photos import DemoPhotos
 from service.cli.db import cli_errors
 from service.cli.init import initialise
-from service.core.auth import create_token
+from service.core.auth import Principal, authenticate, create_token
 from service.core.checklists import load_shipped_standards
 from service.core.context import open_context
 from service.core.outbox import drain_outbox
@@ -93,17 +93,22 @@ def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict
     initialise(settings, by=DEMO_ACTOR)
     ctx = open_context(settings)
     tokens: dict[str, str] = {}
+    people: dict[tuple[str, str], Principal] = {}
     try:
         now = ctx.now()
         with ctx.db.write_session() as session:
             for node in DEMO_NODES:
                 repo.create_node(session, name=node.name, title=node.title, now=now, actor=DEMO_ACTOR)
-            for node in DEMO_NODES:
-                tokens[f"technician@{node.name}"], _ = create_token(
-                    session, actor="demo", role="technician", name=node.technicians[0], node=node.name, now=now)
+            for node in DEMO_NODES:  # one token per person: a record names the technician who held it
+                for i, person in enumerate(node.technicians):
+                    secret, _ = create_token(session, actor=DEMO_ACTOR, role="technician", name=person,
+                                             node=node.name, now=now)
+                    people[(node.name, person)] = authenticate(session, f"Bearer {secret}")
+                    if i == 0:
+                        tokens[f"technician@{node.name}"] = secret
             for role, name in (("manager", "Network quality manager"), ("auditor", "External auditor"),
                                ("admin", "Hub administrator")):
-                tokens[role], _ = create_token(session, actor="demo", role=role, name=name, now=now)
+                tokens[role], _ = create_token(session, actor=DEMO_ACTOR, role=role, name=name, now=now)
         # technicians submit against the current version of each product's standard
         current = {s.product: s for s in load_shipped_standards(settings.checklists_dir)}  # sorted: newest last
         photos = DemoPhotos()
@@ -117,7 +122,8 @@ def build_demo(settings: Settings, *, weeks: int = 12, seed: int = 2026) -> dict
         plan = plan_demo(standards, now=now, make_photo=photos, weeks=weeks, seed=seed)
         for sub in tqdm(plan, total=total, desc="rendering, inspecting, recording", unit="record"):
             received = dt.datetime.fromisoformat(sub.record["captured_at"]) + dt.timedelta(minutes=3)
-            record_submission(ctx, record=sub.record, photos=sub.photos, now=received, node=sub.node)
+            person = people[(sub.node, sub.record["technician"])]
+            record_submission(ctx, record=sub.record, photos=sub.photos, now=received, principal=person)
             drain_outbox(ctx)  # its alerts now, judged at its own time, as the server's worker would
     finally:
         ctx.close()
