@@ -127,6 +127,9 @@ def score(model_dir: Path, images: tuple[Path, ...], as_json: bool, overlay_dir:
             raise click.ClickException(str(exc)) from None
         out = model.run(image)
         r = out.result
+        if r.score is None:
+            raise click.ClickException(f"{model_dir} is not an anomaly model (it gives no score); "
+                                       "`qc score` scores anomaly models, `qc inspect` runs any standard's checks")
         rows.append({"image": str(path), "score": round(float(r.score), 4), "label": r.label,
                      "threshold": r.threshold})
         if overlay_dir is not None and out.anomaly_map is not None:
