@@ -29,9 +29,7 @@ class ReportFailed(KipimoError):
 
 
 def build_report(ctx: ServiceContext, filters: q.Filters, *, now: dt.datetime) -> str:
-    """The product's charts and readings as one self-contained HTML document (the dashboard's figures)."""
-    from service.web.dashboard import figures  # noqa: PLC0415
-
+    """The product's charts and readings as one self-contained HTML document (the dashboard's templates)."""
     an = q.Analytics(ctx.db)
     assert filters.product is not None
     with ctx.db.session() as session:
@@ -41,33 +39,9 @@ def build_report(ctx: ServiceContext, filters: q.Filters, *, now: dt.datetime) -
         par = insights.pareto(an, session, filters, now=now)
         open_alerts = [alerting.alert_view(a) for a in
                        alerting.list_alerts(session, status="open", product=filters.product, node=filters.node)]
-    f = rates["filters"]
-    lines = list(rates["readings"]) + list(pcharts["readings"]) + [par["reading"]]
-    for m in measures["checks"]:
-        lines += m["readings"]
-    flagged = any(n["status"] == "above" for n in rates["nodes"])
-    body = [
-        f'<h1>Quality report: {pages.esc(filters.product)}</h1><p class="sub">Captured {pages.esc(f["since"][:10])} '
-        f'to {pages.esc(f["until"][:10])}{" · node " + pages.esc(f["node"]) if f.get("node") else ""} · '
-        f'{rates["network"]["n"]} inspections, {rates["network"]["defects"]} failed '
-        f'({pages.pct(rates["network"]["rate"])}).</p>',
-        pages.readings(lines),
-        '<div class="grid">',
-        pages.chart_card("Defect rate per node (95 % Wilson interval)", figures.rates_svg(rates),
-                         rates["readings"][0] if rates["readings"] else None, flagged=flagged),
-        pages.chart_card("Funnel plot: defect rate against volume", figures.funnel_svg(rates),
-                         "Points above the outer (99.8 %) curve are more defective than chance explains.",
-                         flagged=flagged),
-        pages.chart_card("Pareto of failed checks", figures.pareto_svg(par), par["reading"]),
-        '</div>',
-        pages.p_chart_grid(pcharts),
-        *[pages.measurement_block(m) for m in measures["checks"]],
-        f'<section class="block"><h2>Open alerts</h2>{pages.alert_items(open_alerts, can_ack=False, back="")}'
-        '</section>',
-        f'<section class="card block"><h2>Nodes</h2>{pages.rates_table(rates, f)}</section>',
-    ]
     generated = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
-    return pages.report_document(filters.product, "".join(body), generated=generated)
+    return pages.render("report.html", product=filters.product, generated=generated, rates=rates, pcharts=pcharts,
+                        measures=measures, pareto=par, alerts=open_alerts)
 
 
 def chromium_path() -> str | None:

@@ -127,9 +127,9 @@ def control_chart_svg(chart: ControlChart, *, title: str, y_label: str,
     """
     n = len(chart.values)
     rules_at: dict[int, list[int]] = {}
-    for v in chart.violations:
-        for p in v.points:
-            rules_at.setdefault(p, []).append(v.rule)
+    for violation in chart.violations:
+        for p in violation.points:
+            rules_at.setdefault(p, []).append(violation.rule)
     lo = min(list(chart.values) + list(chart.lcl) + list(chart.center)) if n else 0.0
     hi = max(list(chart.values) + list(chart.ucl) + list(chart.center)) if n else 1.0
     pad = (hi - lo) * 0.05 or 1.0

@@ -74,9 +74,7 @@ def page(render: Callable[..., str]) -> Callable[..., Response]:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/dashboard/login?next={quote(target)}", status_code=303)
         except KipimoError as exc:
-            body = f'<section class="card"><h1>{exc.status_code}</h1><p class="error">{pages.esc(exc.message)}' \
-                   '</p><p><a href="/dashboard">Back to the network view</a></p></section>'
-            return _html(pages.layout("Problem", body), exc.status_code)
+            return _html(pages.render("problem.html", status=exc.status_code, message=exc.message), exc.status_code)
 
     return wrapped
 
@@ -87,10 +85,9 @@ def _names(session: Session) -> tuple[list[str], list[str]]:
     return products, nodes
 
 
-def _frame(session: Session, principal: Principal, title: str, body: str, active: str) -> str:
+def _frame(session: Session, principal: Principal, active: str = "") -> pages.Frame:
     open_count = len(alerting.list_alerts(session, status="open", limit=500))
-    return pages.layout(title, body, active=active, who=f"{principal.name} ({principal.role.value})",
-                        open_alerts=open_count)
+    return pages.Frame(who=f"{principal.name} ({principal.role.value})", open_alerts=open_count, active=active)
 
 
 def _alerts(session: Session, **kw: Any) -> list[dict[str, Any]]:
@@ -118,9 +115,9 @@ def overview(request: Request, f: FiltersDep, session: SessionDep) -> Response:
         pcharts = insights.p_charts(an, session, f, now=now) if f.product else None
         products, nodes = _names(session)
         alerts = _alerts(session, status="open", product=f.product, node=f.node, limit=50)
-        body = pages.overview_page(data, products=products, nodes=nodes, alerts=alerts, can_ack=_can_ack(principal),
-                                   pcharts=pcharts)
-        return _frame(session, principal, "Network", body, "network")
+        return pages.render("overview.html", frame=_frame(session, principal, "network"), data=data,
+                            products=products, nodes=nodes, alerts=alerts, can_ack=_can_ack(principal),
+                            pcharts=pcharts)
 
     return render(request)
 
@@ -137,10 +134,10 @@ def product(request: Request, slug: str, f: FiltersDep, session: SessionDep) -> 
         pcharts = insights.p_charts(an, session, pf, now=now)
         measures = insights.measurements(an, session, pf, now=now)
         products, nodes = _names(session)
-        body = pages.product_page(product, rates, pcharts, measures, products=products, nodes=nodes,
-                                  alerts=_alerts(session, status="open", product=product, node=f.node),
-                                  can_ack=_can_ack(principal))
-        return _frame(session, principal, product, body, "")
+        return pages.render("product.html", frame=_frame(session, principal), product=product, rates=rates,
+                            pcharts=pcharts, measures=measures, products=products, nodes=nodes,
+                            alerts=_alerts(session, status="open", product=product, node=f.node),
+                            can_ack=_can_ack(principal))
 
     return render(request)
 
@@ -163,10 +160,10 @@ def node(request: Request, name: str, f: FiltersDep, session: SessionDep) -> Res
             pf = q.Filters(product=slug, node=node, since=f.since, until=f.until)
             blocks.append((slug, insights.p_charts(an, session, pf, now=now),
                            insights.measurements(an, session, pf, now=now)))
-        body = pages.node_page(node, row.title, blocks, insights.recent_lots(session, node_id=row.id),
-                               _alerts(session, status="open", node=node), can_ack=_can_ack(principal),
-                               filters=insights.filters_view(r))
-        return _frame(session, principal, row.title or node, body, "")
+        return pages.render("node.html", frame=_frame(session, principal), node=node, title=row.title,
+                            blocks=blocks, lots=insights.recent_lots(session, node_id=row.id),
+                            alerts=_alerts(session, status="open", node=node), can_ack=_can_ack(principal),
+                            filters=insights.filters_view(r))
 
     return render(request)
 
@@ -183,7 +180,7 @@ def lot(request: Request, lot_id: int, session: SessionDep) -> Response:
     def render(request: Request) -> str:
         principal = _principal(request)
         data = get_analytics(request).cached(session, ("lot", lot_id), lambda: insights.lot_view(session, lot_id))
-        return _frame(session, principal, f"Lot {data['lot']['code']}", pages.lot_page(data), "")
+        return pages.render("lot.html", frame=_frame(session, principal), data=data)
 
     return render(request)
 
@@ -193,9 +190,9 @@ def alerts_page(request: Request, session: SessionDep) -> Response:
     @page
     def render(request: Request) -> str:
         principal = _principal(request)
-        body = pages.alerts_page(_alerts(session, status="open", limit=200),
-                                 _alerts(session, status="acknowledged", limit=100), can_ack=_can_ack(principal))
-        return _frame(session, principal, "Alerts", body, "alerts")
+        return pages.render("alerts.html", frame=_frame(session, principal, "alerts"),
+                            open_alerts=_alerts(session, status="open", limit=200),
+                            done=_alerts(session, status="acknowledged", limit=100), can_ack=_can_ack(principal))
 
     return render(request)
 
@@ -226,7 +223,8 @@ class _Redirect(Exception):
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(next: str = "/dashboard") -> Response:  # noqa: A002 - the query parameter's name
-    return _html(pages.layout("Sign in", pages.login_page(next_url=_safe_next(next)), active="login"))
+    return _html(pages.render("login.html", frame=pages.Frame(active="login"), error=None,
+                              next_url=_safe_next(next)))
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -237,7 +235,7 @@ def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[
             principal = authenticate(session, f"Bearer {token}" if token else None)
         open_dashboard.check(principal)
     except KipimoError as exc:
-        return _html(pages.layout("Sign in", pages.login_page(exc.message, _safe_next(next))), 401)
+        return _html(pages.render("login.html", error=exc.message, next_url=_safe_next(next)), 401)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/dashboard",
                         secure=request.url.scheme == "https", max_age=12 * 3600)

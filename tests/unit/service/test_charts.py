@@ -69,6 +69,30 @@ def test_titles_are_escaped():
     assert _texts(root, "title") == ["Cracks <&> chips"]
 
 
+HOSTILE = "<script>x</script>\" onload=\"y' onclick='z & more"
+
+
+def test_every_chart_keeps_hostile_names_as_text_and_attribute_values():
+    """The pages insert chart SVG unescaped (figures.py marks it safe), so every name a chart draws must be
+    escaped here: the parsed SVG holds the name as text or as one attribute value, and no element or
+    attribute was injected."""
+    comparison = compare.compare_nodes({HOSTILE: (30, 100), "calm": (2, 100)})
+    svgs = [charts.control_chart_svg(spc.c_chart([1, 2, 9]), title=HOSTILE, y_label=HOSTILE, x_label=HOSTILE),
+            charts.funnel_plot_svg(comparison, compare.funnel_limits(comparison.network_rate, 200)),
+            charts.pareto_svg(compare.pareto({HOSTILE: 3, "calm": 1})), charts.proportions_svg(comparison)]
+    for svg in svgs:
+        root = _parse(svg)
+        tags = {e.tag.split("}")[-1] for e in root.iter()}
+        assert "script" not in tags
+        attributes = [(k, v) for e in root.iter() for k, v in e.attrib.items()]
+        assert not [k for k, _ in attributes if k.startswith("on")]
+        texts = [e.text or "" for e in root.iter()]
+        assert any(HOSTILE in t for t in texts)
+    funnel = _parse(svgs[1])
+    assert HOSTILE in [p.get("data-node") for p in _by_class(funnel, "circle", "point")]
+    assert HOSTILE in [r.get("data-label") for r in _by_class(_parse(svgs[2]), "rect", "bar")]
+
+
 @pytest.fixture
 def nodes() -> compare.NodeComparison:
     return compare.compare_nodes({"Nairobi": (2, 20), "Kisumu": (150, 1000),

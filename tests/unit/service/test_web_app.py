@@ -3,8 +3,10 @@ and how ``service.web`` serves it. (The app's behaviour is tested in a browser: 
 
 from __future__ import annotations
 
+import glob
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.settings import Settings
 from service.web import mount_web
+from service.web.dashboard.pages import TEMPLATES
 from service.web.technician import APP_DIR, shell_files
 
 LANGS = ("en", "fr", "pt")
@@ -132,6 +135,39 @@ def test_nothing_outside_the_app_folder_is_served(client: TestClient, path: str)
     res = client.get(path)
     assert res.status_code == 404
     assert "import" not in res.text  # no Python source leaks
+
+
+def test_dashboard_pages_are_served_without_script(client: TestClient) -> None:
+    res = client.get("/dashboard/login?next=/dashboard/alerts")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/html")
+    csp = res.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    assert 'name="next" value="/dashboard/alerts"' in res.text
+    assert "<script" not in res.text
+    css = client.get("/dashboard/static/dashboard.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_dashboard_templates_hold_no_script_and_mark_nothing_safe() -> None:
+    """The CSP allows no script; the only unescaped markup is chart SVG, which figures.py hands over as Markup."""
+    templates = sorted(TEMPLATES.glob("*.html"))
+    assert len(templates) >= 8
+    for path in templates:
+        text = path.read_text(encoding="utf-8")
+        assert "<script" not in text.lower(), path.name
+        assert not re.search(r"\son\w+\s*=", text), f"{path.name}: an event-handler attribute"
+        assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup", text), f"{path.name}: escaping turned off"
+
+
+def test_dashboard_templates_are_package_data() -> None:
+    """pyproject's package-data globs for ``service`` (expanded as setuptools does, recursively) cover every
+    template, so an installed wheel can render the dashboard."""
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["service"]
+    service_dir = TEMPLATES.parents[2]
+    shipped = {p for pattern in patterns for p in glob.glob(pattern, root_dir=service_dir, recursive=True)}
+    templates = {p.relative_to(service_dir).as_posix() for p in TEMPLATES.rglob("*.html")}
+    assert templates and templates <= shipped, sorted(templates - shipped)
 
 
 def _relative_luminance(hex_colour: str) -> float:
