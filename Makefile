@@ -24,12 +24,15 @@ chromium:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "warning: chromium not found and cannot be installed; browser tests will be skipped"; fi; }
 
-test: $(VENV)/.installed chromium
+# The gates: lint and types, the whole suite (warnings are errors: pyproject.toml), then the integration
+# suite again at fixed instants across a week and a month end (tests/clock.py).
+test: lint chromium
 	$(BIN)/python -m pytest -q
+	scripts/test_at_instants.sh $(BIN)/python
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check qc inspection service
-	$(BIN)/mypy qc inspection
+	$(BIN)/ruff check qc inspection service demo tests bench scripts
+	$(BIN)/mypy qc inspection service
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py

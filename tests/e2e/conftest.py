@@ -85,9 +85,9 @@ class KipimoServer:
         self.manager = self.qc("tokens", "create", "--role", "manager", "--name", "e2e manager").split()[0]
 
     def start(self) -> None:
-        log = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([*_qc(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--log-level", "warning"], env=self.env, stdout=log, stderr=log)
+        with open(self.data_dir / "serve.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([*_qc(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                          "--log-level", "warning"], env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -109,7 +109,8 @@ def test_photo_is_resized_on_the_phone_and_loses_its_gps(page, server: KipimoSer
     assert len(res.content) < len(phone_photo.read_bytes())
     exif = img.getexif()
     assert 0x8825 not in exif, "GPS position from the phone's EXIF was uploaded"
-    assert Image.open(phone_photo).getexif().get(0x8825), "test photo should carry GPS to begin with"
+    with Image.open(phone_photo) as original:
+        assert original.getexif().get(0x8825), "test photo should carry GPS to begin with"
 
 
 def test_sign_in_from_the_printed_qr_code_or_a_pasted_token(phone, server: KipimoServer) -> None:
@@ -421,7 +422,8 @@ def test_screenshots_at_360x640(page, server: KipimoServer, phone_photo: Path, a
     verdict = artifacts / "verdict-360x640.png"
     page.screenshot(path=str(verdict))
     for shot in (checklist, verdict):
-        assert Image.open(shot).size == (360, 640)
+        with Image.open(shot) as picture:
+            assert picture.size == (360, 640)
     for tab in ("outbox", "history", "settings"):
         page.click(f"a[data-tab={tab}]")
         fits(tab)

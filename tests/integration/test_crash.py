@@ -44,8 +44,9 @@ def _start_server(settings, port: int, log: Path) -> subprocess.Popen:
     }
     cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port),
            "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).resolve().parents[2])
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[2])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -44,6 +44,8 @@ from demo.scenes import Camera, Hole, Part, Scene, encode_jpeg, render_scene
 from service.core.checklists import load_shipped_standards
 from tests.clock import TEST_NOW
 
+pytestmark = pytest.mark.install
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
 DEFAULT_ADDRESS = "127.0.0.1:8000"

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.install
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOT_SOURCE = {".git", "build", "dist", "kipimo-data", "kipimo-demo", "test-artifacts"}
 

@@ -100,7 +100,8 @@ def test_manifest_makes_the_app_installable() -> None:
         assert path.is_file(), icon["src"]
         if icon["type"] == "image/png":
             w, h = icon["sizes"].split("x")
-            assert Image.open(path).size == (int(w), int(h))
+            with Image.open(path) as icon:
+                assert icon.size == (int(w), int(h))
 
 
 @pytest.fixture()
