@@ -12,6 +12,7 @@ pass the parsed document and the shared item library (``checklists/_library``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -44,6 +45,10 @@ __all__ = [
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 PRODUCT_PATTERN = r"^[a-z0-9-]+$"
+# Bounds a phone can show and a hub validates quickly (the largest shipped standard: 7 items, 1 photo slot)
+MAX_ITEMS = 500
+MAX_PHOTO_SLOTS = 20
+MAX_TEXT = 20_000  # characters of a description or prompt
 MODEL_REF_PATTERN = r"^[a-z0-9][a-z0-9-]*@[0-9]+$"
 
 
@@ -80,7 +85,7 @@ class Item(_Frozen):
     """One checklist question and its acceptance rule."""
 
     id: str = Field(pattern=ID_PATTERN)
-    prompt: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT)
     type: ItemType
     required: bool = True
     unit: str | None = None
@@ -193,7 +198,7 @@ class QualityThresholds(_Frozen):
 
 class PhotoSlot(_Frozen):
     id: str = Field(pattern=ID_PATTERN)
-    prompt: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT)
     required: bool = True
     min_pixels: int = Field(default=0, ge=0)
     help: str | None = None
@@ -228,9 +233,9 @@ class Standard(_Frozen):
     version: int = Field(ge=1)
     status: Status = Status.RELEASED
     supersedes: int | None = None
-    description: str = ""
-    items: tuple[Item, ...] = ()
-    photos: tuple[PhotoSlot, ...] = ()
+    description: str = Field(default="", max_length=MAX_TEXT)
+    items: tuple[Item, ...] = Field(default=(), max_length=MAX_ITEMS)
+    photos: tuple[PhotoSlot, ...] = Field(default=(), max_length=MAX_PHOTO_SLOTS)
     capture: Capture = Capture()
     sampling: SamplingSpec | None = None
     # The canonical bytes this standard was parsed from; set only by the parse functions below.
@@ -250,7 +255,7 @@ class Standard(_Frozen):
         check_ids = [i.id for i in self.items] + [c.id for p in self.photos for c in p.checks]
         slot_ids = [p.id for p in self.photos]
         for kind, ids in (("check/item", check_ids), ("photo slot", slot_ids)):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            dupes = sorted(i for i, n in Counter(ids).items() if n > 1)  # linear: standards can be large
             if dupes:
                 raise ValueError(f"duplicate {kind} ids: {dupes}")
         if not self.items and not self.photos:

@@ -63,6 +63,7 @@ class ProblemOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     problems: list[ProblemOut] = []
+    problems_total: int | None = None  # present when more problems were found than listed
 
 
 class StandardRefOut(BaseModel):

@@ -152,6 +152,9 @@ def record_submission(
             return SubmissionOutcome(False, _replay(existing, principal, request_hash))
         std_row, standard = _resolve_standard(session, rec)
         product_id = std_row.product_id
+        if rec.corrects is not None:
+            _check_corrects(session, str(rec.corrects), node_id=principal.node_id, product_id=product_id,
+                            product=standard.product)
 
     received = _per_photo(photos.items(), lambda slot, data: _intake(ctx, slot, data, photo_hashes[slot]))
     answers = validate_submission(standard, rec.answers, list(photos))
@@ -268,6 +271,17 @@ def _replay(existing: Submission, principal: Principal, request_hash: str) -> di
             [Problem("record.id", "already used for a different record")],
         )
     return submission_view(existing)
+
+
+def _check_corrects(session: Session, target: str, *, node_id: int, product_id: int, product: str) -> None:
+    """A correction names an existing record of the same node and product. One message for "absent" and
+    "another node's", so a technician cannot probe other nodes' record ids."""
+    old = repo.get_submission(session, id=target)
+    if old is None or old.node_id != node_id or old.product_id != product_id:
+        raise InvalidInput(
+            f"'corrects' names no {product} record of this node: {target}",
+            [Problem("record.corrects", "must be the id of an earlier record of the same node and product")],
+        )
 
 
 def _resolve_standard(session: Session, rec: RecordIn) -> tuple[StandardRow, Standard]:

@@ -4,6 +4,8 @@ Every refusal has the same JSON shape::
 
     {"error": "what went wrong, in words", "problems": [{"field": "answers.x", "reason": "..."}]}
 
+(at most ``MAX_PROBLEMS`` problems; when there were more, ``problems_total`` counts them all.)
+
 ``qc.errors.KipimoError`` subclasses carry their own status code; FastAPI's
 request validation errors and Starlette's HTTP exceptions (404 route, 405)
 are mapped into the same shape; anything unexpected is logged and answered
@@ -22,13 +24,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qc.errors import AuthenticationFailed, KipimoError, Problem
 
-__all__ = ["error_body", "error_response", "install_error_handlers"]
+__all__ = ["MAX_PROBLEMS", "error_body", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
 
+MAX_PROBLEMS = 50  # a body with 600,000 bad keys gets the first 50 problems and their count, not 100 MB
+
+
 def error_body(message: str, problems: Iterable[Problem] = ()) -> dict[str, object]:
-    return {"error": message, "problems": [{"field": p.field, "reason": p.reason} for p in problems]}
+    """``{"error", "problems"}``; beyond ``MAX_PROBLEMS``, the first ones and ``problems_total``."""
+    shown: list[dict[str, str]] = []
+    total = 0
+    for p in problems:
+        total += 1
+        if total <= MAX_PROBLEMS:
+            shown.append({"field": p.field, "reason": p.reason})
+    body: dict[str, object] = {"error": message, "problems": shown}
+    if total > MAX_PROBLEMS:
+        body["problems_total"] = total
+    return body
 
 
 def error_response(exc: KipimoError) -> JSONResponse:

@@ -214,3 +214,30 @@ def test_record_may_come_as_a_file_part(client, seed):
     body = _part("record", json.dumps(record()).encode(), "record.json") + _part("top", jpeg(), "t.jpg") \
         + b"--b0undary--\r\n"
     assert _raw(client, seed.tech_a, body).status_code == 201
+
+
+def test_a_correction_must_name_an_earlier_record_of_the_same_node(client, seed, ctx):
+    mine = upload(client, seed.tech_a, record()).json()["id"]
+    theirs = upload(client, seed.tech_b, record()).json()["id"]
+    fixed = upload(client, seed.tech_a, record(corrects=mine))
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["corrects"] == mine
+    refusals = [upload(client, seed.tech_a, record(corrects=target)) for target in
+                (theirs, "6f1c1f8e-6a43-4f7e-9a4b-0d3f8c1e2a10")]
+    for res in refusals:
+        assert res.status_code == 422
+        assert _fields(res) == ["record.corrects"]
+    # another node's record and no record at all read the same: ids of other nodes cannot be probed
+    assert refusals[0].json()["error"].split(":")[0] == refusals[1].json()["error"].split(":")[0]
+    assert count_rows(ctx)["submissions"] == 3
+
+
+def test_an_error_body_lists_the_first_fifty_problems_and_counts_them_all(client, seed, ctx):
+    bad = record(**{f"junk_{i}": i for i in range(600)})
+    res = upload(client, seed.tech_a, bad)
+    assert res.status_code == 422
+    body = res.json()
+    assert len(body["problems"]) == 50
+    assert body["problems_total"] == 600
+    assert len(res.content) < 20_000
+    _assert_nothing_stored(ctx)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -51,8 +50,9 @@ def test_record_hash_recomputes_from_the_api_response_alone_verdict_included(cli
 
 def test_the_document_states_what_was_sent_who_sent_it_and_when(client, seed, ctx):
     photo = jpeg(seed=8)
+    original = upload(client, seed.tech_a, record()).json()["id"]
     rec = record(technician="A. Mwangi", notes="burr on one edge", location={"lat": -0.0917, "lon": 34.768},
-                 answers={"diameter": 10.0, "clean": True, "colour": "blue"}, corrects=str(uuid.uuid4()))
+                 answers={"diameter": 10.0, "clean": True, "colour": "blue"}, corrects=original)
     body = upload(client, seed.tech_a, rec, {"top": photo}).json()
     standard = client.get(f"/api/v1/standards/{TEST_PRODUCT}", headers=auth(seed.manager)).json()
     document = body["document"]

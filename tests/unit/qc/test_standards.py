@@ -125,3 +125,35 @@ def test_file_name_must_match_declared_version(tmp_path):
     path.write_text("product: widget\nname: W\nversion: 1\nitems: [{id: a, prompt: A, type: text}]\n")
     with pytest.raises(StandardInvalid, match="v2.yaml"):
         load_standard_file(path)
+
+
+def _items(n, *, duplicate_every=0):
+    ids = [f"q{i}" for i in range(n)]
+    if duplicate_every:
+        ids = [ids[i - 1] if i and i % duplicate_every == 0 else ids[i] for i in range(n)]
+    return [{"id": i, "prompt": "Looks fine", "type": "boolean", "pass_if": True} for i in ids]
+
+
+def test_a_standard_at_the_item_cap_validates_and_one_more_is_refused_by_field():
+    assert len(parse_standard(minimal(items=_items(500))).items) == 500
+    with pytest.raises(StandardInvalid) as err:
+        parse_standard(minimal(items=_items(501)))
+    assert [p.field for p in err.value.problems] == ["items"]
+    assert "at most 500" in err.value.problems[0].reason
+
+
+def test_duplicate_ids_are_all_named_even_in_a_large_standard():
+    with pytest.raises(StandardInvalid) as err:
+        parse_standard(minimal(items=_items(500, duplicate_every=100)))
+    # items 100, 200, 300, 400 repeat the id before them: q99, q199, q299, q399
+    assert "['q199', 'q299', 'q399', 'q99']" in err.value.problems[0].reason
+
+
+@pytest.mark.parametrize("field", ["description", "prompt"])
+def test_texts_are_bounded(field):
+    long = "x" * 20_001
+    doc = minimal(description=long) if field == "description" else minimal(
+        items=[{"id": "ok", "prompt": long, "type": "boolean", "pass_if": True}])
+    with pytest.raises(StandardInvalid) as err:
+        parse_standard(doc)
+    assert "at most 20000 characters" in err.value.problems[0].reason
