@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 
 from service.core.context import ServiceContext
 from service.storage.orm import AuditEvent, CheckResultRow, PhotoRow, Submission
+from tests.clock import TEST_NOW
 
 TEST_PRODUCT = "test-widget"
 
@@ -59,6 +61,10 @@ def png(w: int = 64, h: int = 48, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+# records are captured a little before the suite's "now", whichever instant that is
+CAPTURED_AT = (TEST_NOW - dt.timedelta(hours=4)).isoformat().replace("+00:00", "Z")
+
+
 def record(**overrides: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "id": str(uuid.uuid4()),
@@ -66,7 +72,7 @@ def record(**overrides: Any) -> dict[str, Any]:
         "lot": "L-001",
         "unit": "U-1",
         "technician": "Amina",
-        "captured_at": "2026-11-22T08:00:00Z",
+        "captured_at": CAPTURED_AT,
         "answers": {"diameter": 10.0, "clean": True, "colour": "red"},
     }
     rec.update(overrides)
