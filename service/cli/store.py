@@ -27,7 +27,7 @@ def store_gc(settings: Settings, min_age: float, dry_run: bool) -> None:
         # Read references before listing files: a file written after this read is younger than min-age.
         with ctx.db.session() as session:
             referenced = repo.referenced_blobs(session)
-        report = ctx.store.gc(referenced, min_age_s=min_age, dry_run=dry_run)
+        report = ctx.store.gc(referenced, now=ctx.now(), min_age_s=min_age, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     click.echo(f"kept {report.kept}, {verb} {len(report.removed)} ({report.freed_bytes} bytes), "
                f"left {report.skipped_young} younger than {min_age:g} s")

@@ -9,12 +9,12 @@ row without its file).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +102,15 @@ class PhotoStore:
                     if is_sha256(blob.name):
                         yield blob.name, blob
 
-    def gc(self, referenced: Iterable[str], *, min_age_s: float = 3600.0, dry_run: bool = False) -> GcReport:
+    def gc(self, referenced: Iterable[str], *, now: dt.datetime, min_age_s: float = 3600.0,
+           dry_run: bool = False) -> GcReport:
         """Remove blobs no row references, and stale temp files.
 
         Files younger than ``min_age_s`` are kept: an upload may have written its
-        photo and not yet committed its row.
+        photo and not yet committed its row. ``now`` comes from the caller's clock.
         """
         keep = set(referenced)
-        cutoff = time.time() - min_age_s
+        cutoff = now.timestamp() - min_age_s
         removed: list[str] = []
         kept = young = freed = 0
         for sha, blob in self.iter_blobs():

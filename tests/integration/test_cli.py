@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import cli
+from tests.clock import TEST_NOW
 from tests.integration.support import auth, jpeg, record, upload
 from tests.qr import decode_qr
 
@@ -20,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def qc(settings):
     env = {"KIPIMO_DATA_DIR": str(settings.data_dir), "KIPIMO_DATABASE_URL": settings.database_url,
-           "KIPIMO_CHECKLISTS_DIR": str(settings.checklists_dir), "KIPIMO_MODELS_DIR": str(settings.models_dir)}
+           "KIPIMO_CHECKLISTS_DIR": str(settings.checklists_dir), "KIPIMO_MODELS_DIR": str(settings.models_dir),
+           "KIPIMO_FROZEN_TIME": TEST_NOW.isoformat()}
 
     def run(*args: str, ok: bool = True):
         result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
@@ -120,7 +121,7 @@ def test_standards_publish_then_conflict(qc, tmp_path):
 def test_store_gc_sweeps_orphans_only(qc, client, seed, ctx):
     kept = upload(client, seed.tech_a, record(), {"top": jpeg(seed=21)}).json()["photos"][0]["sha256"]
     orphan = ctx.store.put(b"a photo whose row never committed")
-    old = time.time() - 7200
+    old = TEST_NOW.timestamp() - 7200
     for _, path in ctx.store.iter_blobs():
         os.utime(path, (old, old))
     assert "would remove 1" in qc("store", "gc", "--dry-run").output

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from service.storage.orm import PhotoRow, Submission
+from tests.clock import TEST_NOW
 from tests.integration.support import auth, jpeg, record
 
 THREADS = 4
@@ -128,7 +129,10 @@ def test_sigkill_during_upload_burst_loses_no_acknowledged_record(settings, seed
             assert hashlib.sha256(ctx.store.read(p.sha256)).hexdigest() == p.sha256
         # Files written for uploads that never committed are orphans; the collector removes exactly those.
         referenced = {p.sha256 for p in photos}
-        ctx.store.gc(referenced, min_age_s=0)
+        before = TEST_NOW.timestamp() - 1  # the server wrote them on the real clock; the test's is frozen
+        for _, path in ctx.store.iter_blobs():
+            os.utime(path, (before, before))
+        ctx.store.gc(referenced, now=TEST_NOW, min_age_s=0)
         assert {sha for sha, _ in ctx.store.iter_blobs()} == referenced
     finally:
         server.terminate()

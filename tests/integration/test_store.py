@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 import pytest
 
 from service.storage.store import PhotoStore
+from tests.clock import TEST_NOW
 from tests.integration.support import jpeg, record, stored_blobs, upload
 
 
@@ -30,7 +30,7 @@ def test_path_refuses_non_hashes(tmp_path):
 
 
 def _age(path, seconds: float) -> None:
-    old = time.time() - seconds
+    old = TEST_NOW.timestamp() - seconds  # files written now by the test are younger than TEST_NOW: kept
     os.utime(path, (old, old))
 
 
@@ -43,9 +43,9 @@ def test_gc_removes_only_old_unreferenced_files(tmp_path):
     stale_tmp = tmp_path / "tmp" / "abandoned.upload"
     stale_tmp.write_bytes(b"half")
     _age(stale_tmp, 7200)
-    dry = store.gc({kept}, min_age_s=3600, dry_run=True)
+    dry = store.gc({kept}, now=TEST_NOW, min_age_s=3600, dry_run=True)
     assert dry.removed == [orphan, "tmp/abandoned.upload"] and store.exists(orphan)
-    report = store.gc({kept}, min_age_s=3600)
+    report = store.gc({kept}, now=TEST_NOW, min_age_s=3600)
     assert report.removed == [orphan, "tmp/abandoned.upload"]
     assert report.kept == 1 and report.skipped_young == 1
     assert store.exists(kept) and store.exists(young) and not store.exists(orphan) and not stale_tmp.exists()
@@ -56,7 +56,7 @@ def test_storing_an_old_orphan_again_protects_it_from_gc(tmp_path):
     sha = store.put(b"photo of a crashed upload")
     _age(store.path(sha), 7200)
     assert store.put(b"photo of a crashed upload") == sha  # the phone retries the same photo
-    report = store.gc(set(), min_age_s=3600)  # its row has not committed yet
+    report = store.gc(set(), now=TEST_NOW, min_age_s=3600)  # its row has not committed yet
     assert report.removed == [] and store.exists(sha)
 
 
@@ -69,6 +69,6 @@ def test_gc_keeps_every_photo_a_record_references(client, seed, ctx):
         _age(path, 7200)
     with ctx.db.session() as session:
         refs = referenced_blobs(session)
-    ctx.store.gc(refs, min_age_s=60)
+    ctx.store.gc(refs, now=ctx.now(), min_age_s=60)
     assert stored_blobs(ctx) == {body["photos"][0]["sha256"]}
     assert orphan not in stored_blobs(ctx)
