@@ -14,19 +14,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inspection.budget import MemoryBudget
 from inspection.card import CardDetection, detect_card
-from inspection.images import DEFAULT_MAX_PIXELS, ImageInfo, decode_image, probe_image
+from inspection.images import DEFAULT_MAX_PIXELS, DecodedPhoto, ImageInfo, decode_photo, decode_reduction, probe_image
 from inspection.measure import MeasureError, PartMeasurement, measure_part, rectify
 from inspection.models import LoadedModel, ModelOutput
 from inspection.quality import DEFAULT_LIMITS, QualityLimits, assess_quality
 from qc.findings import PhotoFindings
 
-__all__ = ["InspectionResult", "inspect_image", "inspect_bytes"]
+__all__ = ["InspectionResult", "inspect_bytes", "inspect_decoded", "inspect_image"]
 
 log = logging.getLogger(__name__)
 
-# Photos only judged by a model need no more than this long side.
-_MODEL_ONLY_LONG_SIDE = 1600
 _MODEL_VIEW_PX_PER_MM = 4.0  # same view as measurement's
 
 
@@ -79,20 +78,24 @@ def inspect_image(image: np.ndarray, slot: str, *, card: bool = True,
     return res
 
 
+def inspect_decoded(photo: DecodedPhoto, slot: str, *, card: bool = True, limits: QualityLimits = DEFAULT_LIMITS,
+                    measure: bool = True, models: Sequence[LoadedModel] = ()) -> InspectionResult:
+    """Inspect a photo decoded by ``decode_photo`` (judged on its full size when decoded reduced)."""
+    return inspect_image(photo.image, slot, card=card, limits=limits, measure=measure, models=models,
+                         pixels=photo.pixels)
+
+
 def inspect_bytes(data: bytes, slot: str, *, card: bool = True, limits: QualityLimits = DEFAULT_LIMITS,
                   measure: bool = True, models: Sequence[LoadedModel] = (),
-                  max_pixels: int = DEFAULT_MAX_PIXELS, info: ImageInfo | None = None) -> InspectionResult:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, info: ImageInfo | None = None,
+                  budget: MemoryBudget | None = None) -> InspectionResult:
     """Decode (at reduced size when only models will look) and inspect.
 
     ``info``: the caller's ``probe_image(data)``, so the header is read once per photo.
+    ``budget``: the decode memory budget (``inspection.budget``), if the caller has one.
     Raises ``qc.errors.ImageRejected`` subclasses for unusable files.
     """
     info = info if info is not None else probe_image(data)
-    reduce = 1
-    if not card:
-        long_side = max(info.width, info.height)
-        while reduce < 8 and long_side / (reduce * 2) >= _MODEL_ONLY_LONG_SIDE:
-            reduce *= 2
-    image = decode_image(data, max_pixels=max_pixels, reduce=reduce, info=info)
-    return inspect_image(image, slot, card=card, limits=limits, measure=measure, models=models,
-                         pixels=info.pixels)
+    photo = decode_photo(data, max_pixels=max_pixels, reduce=decode_reduction(info.width, info.height, card=card),
+                         info=info, budget=budget)
+    return inspect_decoded(photo, slot, card=card, limits=limits, measure=measure, models=models)

@@ -12,11 +12,13 @@ Domain code raises these; only ``service`` turns them into HTTP responses
     │   ├── ImageTooLarge          413  above the pixel limit
     │   └── CorruptImage           422  truncated or undecodable
     ├── PayloadTooLarge            413  request body above the size limit
+    ├── ServerBusy                 503  not now (e.g. the decode memory budget is full); retry after retry_after_s
     ├── NotFound                   404  missing, or not visible to the caller
     ├── Conflict                   409  same id or version, different content
     ├── RecordAltered              500  a stored record's rows no longer match its hashed document
     ├── AuthenticationFailed       401  no or unknown token
     ├── PermissionDenied           403  role may not do this
+    ├── TooManyRequests            429  too many failed sign-ins from one address; retry after retry_after_s
     ├── StandardAltered            500  a stored standard's bytes no longer match its identity
     └── ModelError                 500-class problems with a model file
         ├── ModelNotInstalled      a standard names a model that is not present
@@ -28,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_PROBLEMS",
     "KipimoError",
     "Problem",
     "InvalidInput",
@@ -38,11 +41,13 @@ __all__ = [
     "ImageTooLarge",
     "CorruptImage",
     "PayloadTooLarge",
+    "ServerBusy",
     "NotFound",
     "Conflict",
     "RecordAltered",
     "AuthenticationFailed",
     "PermissionDenied",
+    "TooManyRequests",
     "StandardAltered",
     "ModelError",
     "ModelNotInstalled",
@@ -61,15 +66,21 @@ class Problem:
         return f"{self.field}: {self.reason}" if self.field else self.reason
 
 
+MAX_PROBLEMS = 50  # problems an error lists (a body with 600,000 bad keys: the first 50 and their count)
+
+
 class KipimoError(Exception):
     """Base of every error Kipimo raises on purpose."""
 
     status_code = 400
 
-    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+    def __init__(self, message: str, problems: list[Problem] | None = None, *,
+                 problems_total: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.problems: list[Problem] = list(problems or [])
+        # how many problems there were when ``problems`` lists only the first ones (None: it lists them all)
+        self.problems_total = problems_total
 
     def __str__(self) -> str:
         if not self.problems:
@@ -109,6 +120,14 @@ class PayloadTooLarge(KipimoError):
     status_code = 413
 
 
+class ServerBusy(KipimoError):
+    status_code = 503
+
+    def __init__(self, message: str, problems: list[Problem] | None = None, *, retry_after_s: int = 5) -> None:
+        super().__init__(message, problems)
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(KipimoError):
     status_code = 404
 
@@ -127,6 +146,14 @@ class AuthenticationFailed(KipimoError):
 
 class PermissionDenied(KipimoError):
     status_code = 403
+
+
+class TooManyRequests(KipimoError):
+    status_code = 429
+
+    def __init__(self, message: str, problems: list[Problem] | None = None, *, retry_after_s: int) -> None:
+        super().__init__(message, problems)
+        self.retry_after_s = retry_after_s
 
 
 class StandardAltered(KipimoError):

@@ -2,6 +2,8 @@
 
 Pure: nothing here knows where the inputs came from. Rules:
 
+- every submitted photo is itself a check (kind ``photo``): usable by the quality gate, or ``inconclusive``
+  (``fail`` when the slot says ``on_unusable: fail``); major for a required slot, minor for an optional one;
 - each check gets ``pass``, ``fail``, ``inconclusive`` or ``not_applicable``;
 - the verdict is ``fail`` if any critical or major check fails, ``review`` if
   none fails but a critical or major check is inconclusive (missing model,
@@ -163,6 +165,8 @@ def evaluate(
     results: list[CheckResult] = [_evaluate_item(item, answers.get(item.id)) for item in standard.items]
     for slot in standard.photos:
         photo = findings.get(slot.id)
+        if photo is not None:
+            results.append(_evaluate_photo_quality(slot, photo))
         for check in slot.checks:
             results.append(_evaluate_photo_check(slot, check, photo))
     return Verdict(verdict=_verdict(results), results=tuple(results), minor_defects=sum(
@@ -196,6 +200,19 @@ def _evaluate_item(item: Item, value: Any) -> CheckResult:
     message = (f"{item.prompt}: {shown}" if ok
                else f"{item.prompt}: {shown}, must be {' or '.join(_yes_no(a) for a in accepted)}")
     return CheckResult(status=CheckStatus.PASS if ok else CheckStatus.FAIL, accepted=accepted, message=message, **base)
+
+
+def _evaluate_photo_quality(slot: PhotoSlot, photo: PhotoFindings) -> CheckResult:
+    """The photo itself is evidence: an unusable one (too dark, too small, ...) is never a silent pass."""
+    base: dict[str, Any] = dict(check_id=slot.id, kind="photo", slot=slot.id,
+                                severity=Severity.MAJOR if slot.required else Severity.MINOR)
+    if photo.quality is None:
+        return CheckResult(status=CheckStatus.NOT_APPLICABLE,
+                           message=f"photo '{slot.id}' not checked: {photo.error or 'no quality gate ran'}", **base)
+    if photo.quality.usable:
+        return CheckResult(status=CheckStatus.PASS, message=f"photo '{slot.id}' passed the quality gate", **base)
+    status = CheckStatus.FAIL if slot.on_unusable == "fail" else CheckStatus.INCONCLUSIVE
+    return CheckResult(status=status, message=f"retake photo '{slot.id}': {photo.quality.retake_message}", **base)
 
 
 def _evaluate_photo_check(

@@ -11,6 +11,7 @@ pass the parsed document and the shared item library (``checklists/_library``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import rfc8785
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from qc.bounds import MAX_INT, load_yaml, value_problems
 from qc.errors import Problem, StandardAltered, StandardInvalid
 from qc.findings import Feature
 from qc.records import canonical_json, sha256_hex
@@ -38,6 +40,7 @@ __all__ = [
     "PhotoSlot",
     "Capture",
     "SamplingSpec",
+    "Offline",
     "Standard",
     "parse_standard",
     "parse_stored_standard",
@@ -204,6 +207,9 @@ class PhotoSlot(_Frozen):
     help: str | None = None
     card: bool = True  # taken on the printed calibration card
     quality: QualityThresholds = QualityThresholds()
+    # what an unusable photo (quality gate failed) makes of its own check: review by a person, or a failure
+    # (evidence without which the unit must not pass, e.g. a batch's gel photo)
+    on_unusable: Literal["review", "fail"] = "review"
     checks: tuple[Check, ...] = ()
 
     @model_validator(mode="after")
@@ -221,6 +227,23 @@ class Capture(_Frozen):
     location: bool = False  # send GPS position only when the standard asks
 
 
+class Offline(_Frozen):
+    """How long records captured offline stay acceptable (``qc.judging``); the current version's policy rules."""
+
+    # a replaced version still judges records captured while it was current, for this long after the
+    # replacement (phones that were offline); 0 for a fix that must apply at once
+    grace_hours: float = Field(default=24, ge=0, le=24 * 90)
+    max_age_days: float = Field(default=14, gt=0, le=366)  # oldest captured_at accepted
+
+    @property
+    def grace(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.grace_hours)
+
+    @property
+    def max_age(self) -> dt.timedelta:
+        return dt.timedelta(days=self.max_age_days)
+
+
 class SamplingSpec(_Frozen):
     scheme: Literal["iso2859-1"] = "iso2859-1"
     inspection_level: Literal["I", "II", "III", "S-1", "S-2", "S-3", "S-4"] = "II"
@@ -230,7 +253,7 @@ class SamplingSpec(_Frozen):
 class Standard(_Frozen):
     product: str = Field(pattern=PRODUCT_PATTERN)
     name: str = Field(min_length=1)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT)
     status: Status = Status.RELEASED
     supersedes: int | None = None
     description: str = Field(default="", max_length=MAX_TEXT)
@@ -238,6 +261,7 @@ class Standard(_Frozen):
     photos: tuple[PhotoSlot, ...] = Field(default=(), max_length=MAX_PHOTO_SLOTS)
     capture: Capture = Capture()
     sampling: SamplingSpec | None = None
+    offline: Offline = Offline()
     # The canonical bytes this standard was parsed from; set only by the parse functions below.
     _document: bytes | None = PrivateAttr(default=None)
 
@@ -304,11 +328,14 @@ def parse_standard(
     """
     if isinstance(doc, str):
         try:
-            doc = yaml.safe_load(doc)
+            doc = load_yaml(doc)  # bounded nesting, no aliases
         except yaml.YAMLError as exc:
             raise StandardInvalid(f"{source}: not valid YAML or JSON", [Problem("", str(exc))]) from exc
     if not isinstance(doc, Mapping):
         raise StandardInvalid(f"{source}: a standard is a mapping of fields", [Problem("", "expected a mapping")])
+    problems = list(value_problems(doc))  # NUL in text, nesting beyond qc.bounds.MAX_DEPTH
+    if problems:
+        raise StandardInvalid(f"{source}: invalid standard", problems)
     resolved = _resolve_includes(dict(doc), source=source, library=library or {})
     standard = _validate(resolved, source=source)
     try:
@@ -351,6 +378,9 @@ def _resolve_includes(doc: dict[str, Any], *, source: str, library: Mapping[str,
         raise StandardInvalid(f"{source}: invalid standard", [Problem("include", "expected a list of library names")])
     items: list[Any] = []
     for name in includes:
+        if not isinstance(name, str):
+            raise StandardInvalid(f"{source}: invalid standard",
+                                  [Problem("include", f"expected library names, got a {type(name).__name__}")])
         entry = library.get(name)
         if entry is None:
             known = ", ".join(sorted(library)) or "none"

@@ -42,6 +42,7 @@ from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from qc import compare, spc
+from qc.bounds import MAX_INT, text_problem
 from qc.errors import InvalidInput, NotFound, Problem
 from service.core import analytics as q
 from service.core import insights
@@ -282,7 +283,9 @@ def acknowledge_alert(session: Session, *, alert_id: int, by: str, comment: str,
     comment = (comment or "").strip()
     if not comment:
         raise InvalidInput("say what was done about it", [Problem("comment", "required (e.g. 'nozzle replaced')")])
-    alert = session.get(Alert, alert_id)
+    if reason := text_problem(comment):  # the dashboard's form reaches here without a pydantic model
+        raise InvalidInput("the comment cannot be stored", [Problem("comment", reason)])
+    alert = session.get(Alert, alert_id) if 1 <= alert_id <= MAX_INT else None  # no row holds a larger id
     if alert is None:
         raise NotFound(f"no alert {alert_id}")
     if alert.status != "acknowledged":

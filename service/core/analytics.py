@@ -126,9 +126,15 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 def _bind_time(session: Session, value: dt.datetime) -> Any:
     # SQLite stores naive UTC text (see orm.UTCDateTime); bind the same shape so the index range applies.
     return value.replace(tzinfo=None) if session.get_bind().dialect.name == "sqlite" else value
+
+
+MAX_SPAN = dt.timedelta(days=20 * 365)  # the widest view a chart is drawn for
 
 
 def resolve(session: Session, filters: Filters, *, now: dt.datetime) -> Resolved:
@@ -156,9 +162,16 @@ def resolve(session: Session, filters: Filters, *, now: dt.datetime) -> Resolved
         if node_id is None:
             raise NotFound(f"no node {filters.node!r}; known: {', '.join(sorted(nodes.values())) or 'none'}")
     until = _utc(filters.until) if filters.until else now.astimezone(dt.UTC)
-    since = _utc(filters.since) if filters.since else until - dt.timedelta(weeks=DEFAULT_WEEKS)
+    if filters.since:
+        since = _utc(filters.since)
+    else:  # the default window, cut at the first instant a datetime can hold
+        window = dt.timedelta(weeks=DEFAULT_WEEKS)
+        since = until - window if until - _EARLIEST > window else _EARLIEST
     if since >= until:
         raise InvalidInput("the date range is empty", [Problem("since", "must be before until")])
+    if until - since > MAX_SPAN:  # charts are weekly: 0001 to 9999 would be half a million weeks of CPU
+        raise InvalidInput(f"the date range spans more than {MAX_SPAN.days // 365} years; narrow since/until",
+                           [Problem("since", f"at most {MAX_SPAN.days // 365} years before until")])
     return Resolved(filters, product_id, standard_id, node_id, since, until, nodes, labels)
 
 

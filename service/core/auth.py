@@ -19,6 +19,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qc.bounds import text_problem
 from qc.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, Problem
 from service.storage.orm import AccessToken, Node
 from service.storage.repository import add_audit_event
@@ -30,6 +31,7 @@ __all__ = [
     "authenticate",
     "create_token",
     "hash_token",
+    "principal_of",
     "require_role",
     "revoke_token",
 ]
@@ -88,6 +90,8 @@ def create_token(
         raise InvalidInput(
             f"unknown role {role!r}", [Problem("role", f"one of: {', '.join(r.value for r in Role)}")]
         ) from None
+    if name and (reason := text_problem(name)):
+        raise InvalidInput("invalid token name", [Problem("name", reason)])
     node_row: Node | None = None
     if role is Role.TECHNICIAN:
         if not node:
@@ -142,13 +146,13 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     row = session.scalars(select(AccessToken).where(AccessToken.token_sha256 == hash_token(token))).one_or_none()
     if row is None or row.revoked_at is not None:
         raise AuthenticationFailed("unknown or revoked token; ask an admin for a new one (`qc tokens create`)")
-    return Principal(
-        role=Role(row.role),
-        name=row.name,
-        node_id=row.node_id,
-        node=row.node.name if row.node else None,
-        token_id=row.id,
-    )
+    return principal_of(row)
+
+
+def principal_of(row: AccessToken) -> Principal:
+    """Who a token stands for (the one mapping; dashboard sessions use it too)."""
+    return Principal(role=Role(row.role), name=row.name, node_id=row.node_id,
+                     node=row.node.name if row.node else None, token_id=row.id)
 
 
 def require_role(principal: Principal, *roles: Role, action: str) -> None:

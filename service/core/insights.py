@@ -130,7 +130,8 @@ def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
 
 
 def _weeks(r: q.Resolved) -> list[dt.date]:
-    first, last = q.week_start(r.since.date()), q.week_start((r.until - dt.timedelta(seconds=1)).date())
+    # the week of the last instant before until (since < until, so until - 1 µs is still a datetime)
+    first, last = q.week_start(r.since.date()), q.week_start((r.until - dt.timedelta(microseconds=1)).date())
     return [first + dt.timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
 
 

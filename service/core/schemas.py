@@ -7,14 +7,20 @@ document the responses in ``/openapi.json``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from qc.bounds import MAX_INT, as_utc, value_problems
 
 __all__ = [
     "ErrorOut",
     "HealthOut",
+    "Id",
+    "InputModel",
     "MeOut",
     "PhotoOut",
     "ProblemOut",
@@ -24,35 +30,72 @@ __all__ = [
     "StandardSummaryOut",
     "SubmissionOut",
     "SubmissionPageOut",
+    "UtcDateTime",
 ]
 
+# The input bounds of qc.bounds as types, for request models and path/query parameters alike.
+Id = Annotated[int, Field(ge=1, le=MAX_INT)]
+"""An id or a version number: what an INTEGER column of both databases holds (1 to 2**31 - 1)."""
 
-class RecordIn(BaseModel):
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read a number as a Unix time; the API promises ISO 8601 only
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+            isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise PydanticCustomError("datetime_format", "expected an ISO 8601 date or time such as "
+                                  "2026-01-31 or 2026-01-31T08:00:00Z, not a number")
+    return value
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return as_utc(value)
+    except ValueError as exc:
+        raise PydanticCustomError("datetime_range", str(exc)) from None
+
+
+UtcDateTime = Annotated[dt.datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
+"""An ISO 8601 time, in UTC (no zone: read as UTC) and within the years 1-9999 there (``qc.bounds.as_utc``)."""
+
+
+class InputModel(BaseModel):
+    """Base of every request body: each field's value, however nested, holds storable text only and
+    nests at most ``qc.bounds.MAX_DEPTH`` deep (checked before the field's own type, so ``answers`` and
+    other free-form fields are covered too; ``qc.bounds.value_problems``)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        problem = next(value_problems(value, info.field_name or ""), None)
+        if problem is None:
+            return value
+        if problem.field == info.field_name:
+            raise PydanticCustomError("storable_value", "{reason}", {"reason": problem.reason})
+        raise PydanticCustomError("storable_value", "{reason} (at {field})",
+                                  {"reason": problem.reason, "field": problem.field})
+
+
+class RecordIn(InputModel):
     """What the technician filled in. The node comes from the token, never from here."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID = Field(description="client-generated UUID; the idempotency key")
     product: str = Field(min_length=1, max_length=64)
-    standard_version: int | None = Field(default=None, ge=1, description="default: the current released version")
+    standard_version: Id | None = Field(default=None, description="default: the current released version")
     lot: str | None = Field(default=None, max_length=100)
     unit: str | None = Field(default=None, max_length=100)
     technician: str | None = Field(default=None, max_length=200,
                                    description="the name typed on the phone; kept as entered_as (the person is "
                                    "the token's holder)")
-    captured_at: dt.datetime | None = Field(default=None, description="default: when the server received it")
+    captured_at: UtcDateTime | None = Field(default=None, description="default: when the server received it")
     answers: dict[str, Any] = Field(default_factory=dict)
     notes: str | None = Field(default=None, max_length=4000)
     location: dict[str, float] | None = None
     corrects: uuid.UUID | None = Field(default=None, description="id of an earlier record this one corrects")
-
-    @field_validator("captured_at")
-    @classmethod
-    def _aware(cls, v: dt.datetime | None) -> dt.datetime | None:
-        # A phone's clock without a zone is read as UTC (JavaScript's toISOString() always says Z).
-        if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=dt.UTC)
-        return v
 
 
 class ProblemOut(BaseModel):

@@ -4,10 +4,12 @@ One straight path (nothing is written until everything is known to be valid):
 
 1. parse the record and hash the request as sent (idempotency key content); an existing id answers
    the stored response (same content) or 409 (different);
-2. resolve the standard (named version or current released);
-3. intake: probe each photo once (type, size, pixel limit), refusals naming the slot;
+2. resolve the standard in force (``qc.judging``: the current released version, or a replaced one within
+   its offline grace) and check that captured_at is plausible;
+3. intake: decode each photo once, strictly, at the size its slot needs (type, pixel limit, integrity,
+   the decode memory budget), refusals naming the slot;
 4. validate the answers and slots against the standard;
-5. inspect each photo (``service.core.vision.inspect_photo``, handed the probe);
+5. inspect each photo (``service.core.vision.inspect_photo``, handed the intake's pixels);
 6. evaluate, then draw each overlay from the evaluated results of its slot;
 7. build the record document (``qc.records.record_document``) and hash it;
 8. write photos and overlays to the store (fsync + rename) *before*
@@ -31,9 +33,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qc.errors import (
+    MAX_PROBLEMS,
     Conflict,
     ImageRejected,
-    ImageTooLarge,
     InvalidInput,
     PermissionDenied,
     Problem,
@@ -41,6 +43,7 @@ from qc.errors import (
 )
 from qc.evaluate import CheckResult, evaluate, validate_submission
 from qc.findings import PhotoFindings
+from qc.judging import Published, check_captured_at, standard_in_force
 from qc.records import (
     RECORD_SCHEMA,
     canonical_json,
@@ -50,7 +53,7 @@ from qc.records import (
     record_document,
     sha256_hex,
 )
-from qc.standards import Standard
+from qc.standards import Offline, Standard, Status
 from service.core.auth import Principal, Role
 from service.core.context import ServiceContext
 from service.core.outbox import enqueue_after_submission
@@ -59,7 +62,7 @@ from service.storage import repository as repo
 from service.storage.orm import CheckResultRow, PhotoRow, StandardRow, Submission
 
 if TYPE_CHECKING:
-    from inspection.images import ImageInfo
+    from inspection.images import DecodedPhoto, ImageInfo
     from service.core.vision import PhotoInspection
 
 __all__ = [
@@ -85,7 +88,7 @@ class SubmissionOutcome:
 
 @dataclass(frozen=True)
 class _Photo:
-    """One photo through the path: received and probed, then inspected, then given its overlay."""
+    """One photo through the path: received and decoded, then inspected, then given its overlay."""
 
     slot: str
     data: bytes
@@ -94,6 +97,7 @@ class _Photo:
     findings: PhotoFindings | None = None
     overlay_png: bytes | None = None
     overlay_sha256: str | None = None
+    decoded: DecodedPhoto | None = None  # the pixels the intake decoded, for the inspection (vision on)
 
 
 def parse_record(raw: bytes | str | Mapping[str, Any]) -> tuple[RecordIn, dict[str, Any]]:
@@ -107,6 +111,12 @@ def parse_record(raw: bytes | str | Mapping[str, Any]) -> tuple[RecordIn, dict[s
         data = dict(raw)
     if not isinstance(data, dict):
         raise InvalidInput("the record must be a JSON object", [Problem("record", "expected an object")])
+    unknown = [key for key in data if key not in RecordIn.model_fields]
+    if unknown:  # named here, cheaply: pydantic's error list for 600,000 junk keys costs seconds of CPU
+        known = ", ".join(RecordIn.model_fields)
+        raise InvalidInput("the record is invalid", [
+            Problem(f"record.{key[:100]}", f"unknown field; a record has: {known}") for key in unknown[:MAX_PROBLEMS]
+        ], problems_total=len(unknown))
     try:
         record = RecordIn.model_validate(data)
     except ValidationError as exc:
@@ -150,13 +160,13 @@ def record_submission(
         existing = repo.get_submission(session, id=str(rec.id))
         if existing is not None:
             return SubmissionOutcome(False, _replay(existing, principal, request_hash))
-        std_row, standard = _resolve_standard(session, rec)
+        std_row, standard = _resolve_standard(ctx, session, rec, now=now)
         product_id = std_row.product_id
         if rec.corrects is not None:
             _check_corrects(session, str(rec.corrects), node_id=principal.node_id, product_id=product_id,
                             product=standard.product)
 
-    received = _per_photo(photos.items(), lambda slot, data: _intake(ctx, slot, data, photo_hashes[slot]))
+    received = _per_photo(photos.items(), lambda slot, data: _intake(ctx, standard, slot, data, photo_hashes[slot]))
     answers = validate_submission(standard, rec.answers, list(photos))
     inspections = dict(_per_photo(((p.slot, p) for p in received), lambda slot, p: (slot, _inspect(ctx, standard, p))))
     verdict = evaluate(standard, answers, {p.slot: _findings(p, inspections[p.slot]) for p in received})
@@ -224,20 +234,25 @@ def record_submission(
     # thread while PostgreSQL inserts the rows was tried: it made the served path slower (bench/ingest.py).
     blobs = [(p.data, p.sha256) for p in inspected]
     blobs += [(p.overlay_png, p.overlay_sha256) for p in inspected if p.overlay_png and p.overlay_sha256]
-    for data, sha in blobs:
-        ctx.store.put(data, sha)
-    for attempt in (1, 2, 3):
-        try:
-            with ctx.db.write_session() as session:
-                insert(session)
-            break
-        except IntegrityError:
-            with ctx.db.session() as session:
-                existing = repo.get_submission(session, id=str(rec.id))
-                if existing is not None:  # a concurrent upload of the same id won: answer as a replay
-                    return SubmissionOutcome(False, _replay(existing, principal, request_hash))
-            if attempt == 3:  # otherwise a concurrent upload created the same lot first; retry finds it
-                raise
+    fresh = [sha for _, sha in blobs if not ctx.store.exists(sha)]  # what this request adds to the store
+    try:
+        for data, sha in blobs:
+            ctx.store.put(data, sha)
+        for attempt in (1, 2, 3):
+            try:
+                with ctx.db.write_session() as session:
+                    insert(session)
+                break
+            except IntegrityError:
+                with ctx.db.session() as session:
+                    existing = repo.get_submission(session, id=str(rec.id))
+                    if existing is not None:  # a concurrent upload of the same id won: answer as a replay
+                        return SubmissionOutcome(False, _replay(existing, principal, request_hash))
+                if attempt == 3:  # otherwise a concurrent upload created the same lot first; retry finds it
+                    raise
+    except BaseException:
+        _discard_unreferenced(ctx, fresh)  # a refused or failed request leaves no orphan file behind
+        raise
 
     for data, sha in blobs:  # a concurrent `qc store gc` may have swept a reused orphan just before the commit
         if not ctx.store.exists(sha):
@@ -246,6 +261,21 @@ def record_submission(
         stored = repo.get_submission(session, id=str(rec.id))
         assert stored is not None
         return SubmissionOutcome(True, submission_view(stored))
+
+
+def _discard_unreferenced(ctx: ServiceContext, hashes: Sequence[str]) -> None:
+    """Delete the blobs this request wrote that no committed row references (a losing concurrent upload, a
+    refused replay, a failed insert). A concurrent request that wrote the same bytes re-puts them after its
+    commit, as after a `qc store gc`. If the database cannot be asked, `qc store gc` sweeps them later."""
+    try:
+        with ctx.db.session() as session:
+            unreferenced = [sha for sha in hashes if not repo.photo_visible(session, sha256=sha, node_id=None)]
+    except Exception:  # noqa: BLE001 - the original error matters more; gc will find the files
+        log.warning("could not check %d new photo file(s) after a failed upload; `qc store gc` sweeps them",
+                    len(hashes), exc_info=True)
+        return
+    for sha in unreferenced:
+        ctx.store.discard(sha)
 
 
 def _resolve_principal(session: Session, principal: Principal | None, node: str | None) -> Principal:
@@ -284,21 +314,23 @@ def _check_corrects(session: Session, target: str, *, node_id: int, product_id: 
         )
 
 
-def _resolve_standard(session: Session, rec: RecordIn) -> tuple[StandardRow, Standard]:
-    if rec.standard_version is None:
-        row = repo.current_standard(session, product=rec.product)
-    else:
-        row = repo.get_standard(session, product=rec.product, version=rec.standard_version)
-    if row is None:
+def _resolve_standard(ctx: ServiceContext, session: Session, rec: RecordIn, *,
+                      now: dt.datetime) -> tuple[StandardRow, Standard]:
+    """The version in force for this record (``qc.judging``), never simply the one the record names."""
+    rows = {r.version: r for r in repo.list_standards(session, product=rec.product)}
+    if not rows:
         known = sorted({r.product.slug for r in repo.list_standards(session)})
-        if rec.product not in known:
-            problem = Problem("record.product", f"unknown product; known: {', '.join(known) or 'none published'}")
-        elif rec.standard_version is None:
-            problem = Problem("record.product", "no released standard for this product")
-        else:
-            versions = [str(r.version) for r in repo.list_standards(session, product=rec.product)]
-            problem = Problem("record.standard_version", f"no such version; published: {', '.join(versions)}")
-        raise InvalidInput("the record names no usable standard", [problem])
+        raise InvalidInput("the record names no usable standard", [
+            Problem("record.product", f"unknown product; known: {', '.join(known) or 'none published'}")])
+    current = repo.current_standard(session, product=rec.product)
+    offline = repo.standard_from_row(current).offline if current is not None else Offline()
+    captured_at = rec.captured_at or now
+    check_captured_at(captured_at, now=now, skew=dt.timedelta(seconds=ctx.settings.clock_skew_s), offline=offline)
+    version = standard_in_force(
+        [Published(r.version, Status(r.status), r.released_at) for r in rows.values()],
+        product=rec.product, named=rec.standard_version, captured_at=captured_at, now=now, offline=offline,
+    )
+    row = rows[version]
     return row, repo.standard_from_row(row)
 
 
@@ -319,29 +351,29 @@ def _per_photo(items: Iterable[tuple[str, _X]], work: Callable[[str, _X], _T]) -
     return done
 
 
-def _intake(ctx: ServiceContext, slot: str, data: bytes, sha256: str) -> _Photo:
-    """Probe the photo once (type and size from its header) and apply the pixel limit."""
-    from inspection.images import probe_image  # noqa: PLC0415 (keeps OpenCV out of CLI start-up)
+def _intake(ctx: ServiceContext, standard: Standard, slot: str, data: bytes, sha256: str) -> _Photo:
+    """Decode the photo once, strictly, at the size its slot's inspection needs (``service.core.decoding``): a
+    truncated or lying file is refused here, vision on or off, and the width and height kept are the decoded
+    ones, not the header's claim."""
+    from service.core.decoding import decode_for_slot  # noqa: PLC0415 (keeps OpenCV out of CLI start-up)
 
     if not data:
         raise ImageRejected("the photo file is empty")
-    info = probe_image(data)
-    limit = ctx.settings.max_pixels
-    if info.pixels > limit:
-        raise ImageTooLarge(f"photo is {info.width}x{info.height} = {info.pixels / 1e6:.1f} MP, above the limit "
-                            f"of {limit / 1e6:g} MP; resize it on the phone (e.g. 3000 px long side)")
-    return _Photo(slot=slot, data=data, sha256=sha256, info=info)
+    decoded = decode_for_slot(data, standard.slot(slot), settings=ctx.settings)
+    keep = decoded if ctx.settings.vision else None  # vision off: decoded only to verify, freed on return
+    return _Photo(slot=slot, data=data, sha256=sha256, info=decoded.info, decoded=keep)
 
 
 def _inspect(ctx: ServiceContext, standard: Standard, photo: _Photo) -> PhotoInspection | None:
-    """Findings (and what the overlay is drawn from) for one photo; None when vision is off."""
+    """Findings (and what the overlay is drawn from) for one photo, from the intake's pixels; None when vision
+    is off."""
     if not ctx.settings.vision:
         return None
     from service.core.vision import inspect_photo  # noqa: PLC0415
 
     slot = standard.slot(photo.slot)
     assert slot is not None  # validate_submission refused unknown slots
-    return inspect_photo(photo.data, slot, settings=ctx.settings, info=photo.info)
+    return inspect_photo(photo.data, slot, settings=ctx.settings, decoded=photo.decoded)
 
 
 def _findings(photo: _Photo, inspection: PhotoInspection | None) -> PhotoFindings:

@@ -1,7 +1,8 @@
 """The one place the service asks ``inspection`` about a submitted photo.
 
-Decode with limits (handed the caller's probe, so each photo's header is read
-once), run the quality gate, measure on the card and run the slot's models
+Take the photo decoded once, strictly and at the size the slot's checks need
+(``service.core.decoding.decode_for_slot``, within the process's decode memory
+budget), run the quality gate, measure on the card and run the slot's models
 (``inspection.pipeline``). The overlay is drawn afterwards, from the results
 ``qc.evaluate`` gave the slot's checks (``PhotoInspection.draw_overlay``). A model that a
 standard names but that is not installed yields no ``ModelResult`` (the check
@@ -12,19 +13,22 @@ card's hash is refused (``ModelHashMismatch`` propagates).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from inspection.images import ImageInfo
+from inspection.images import DecodedPhoto
 from inspection.models import LoadedModel, ModelRegistry
 from inspection.overlay import encode_png, render_overlay
-from inspection.pipeline import InspectionResult, inspect_bytes
+from inspection.pipeline import InspectionResult, inspect_decoded
 from inspection.quality import QualityLimits
 from qc.errors import ModelNotInstalled
 from qc.evaluate import CheckResult
 from qc.findings import PhotoFindings
+from service.core.decoding import decode_for_slot
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +43,19 @@ class PhotoInspection:
     checks: tuple[object, ...] = ()
 
     def draw_overlay(self, results: Sequence[CheckResult]) -> bytes:
-        """The annotated PNG, coloured by ``results`` (the evaluated results of this slot's checks)."""
-        return encode_png(render_overlay(self.result, checks=self.checks, results=results))
+        """The annotated PNG, coloured by ``results`` (the evaluated results of this slot's checks).
+
+        Drawn on the few overlay threads: OpenCV keeps a font cache of about 6 MB in every thread that
+        draws text, which the server's 40 request threads would otherwise each keep for good.
+        """
+        return _overlay_threads().submit(
+            lambda: encode_png(render_overlay(self.result, checks=self.checks, results=results))
+        ).result()
+
+
+@lru_cache(maxsize=1)
+def _overlay_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="kipimo-overlay")
 
 
 @lru_cache(maxsize=8)
@@ -68,22 +83,22 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-def inspect_photo(data: bytes, slot: object, *, settings: Settings, info: ImageInfo | None = None) -> PhotoInspection:
+def inspect_photo(data: bytes, slot: object, *, settings: Settings,
+                  decoded: DecodedPhoto | None = None) -> PhotoInspection:
     """Decode and inspect one photo for ``slot`` (a ``qc.standards.PhotoSlot``).
 
-    ``info``: the caller's ``probe_image(data)`` (probe once). Raises ``qc.errors.ImageRejected``
-    subclasses for files that are not usable images.
+    ``decoded``: the caller's ``decode_for_slot(data, slot, ...)`` (decode once). Raises
+    ``qc.errors.ImageRejected`` subclasses for files that are not usable images.
     """
     checks = tuple(getattr(slot, "checks", ()))
     card = bool(getattr(slot, "card", True))
-    res = inspect_bytes(
-        data,
+    photo = decoded if decoded is not None else decode_for_slot(data, slot, settings=settings)
+    res = inspect_decoded(
+        photo,
         str(slot.id),  # type: ignore[attr-defined]
         card=card,
         limits=QualityLimits.from_slot(slot),
         measure=card and any(getattr(c, "kind", None) == "dimension" for c in checks),
         models=slot_models(slot, settings),
-        max_pixels=settings.max_pixels,
-        info=info,
     )
     return PhotoInspection(findings=res.findings, result=res, checks=checks)

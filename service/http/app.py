@@ -7,13 +7,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qc.errors import PayloadTooLarge, Problem
 from service.core.context import ServiceContext, open_context
+from service.core.decoding import decode_budget
 from service.core.outbox import OutboxWorker
-from service.http.errors import error_body, install_error_handlers
+from service.http.deps import storable_url
+from service.http.errors import document_errors, error_body, install_error_handlers
+from service.http.ratelimit import FailedAuthLimiter
 from service.http.routes import analytics, meta, photos, standards, submissions
 from service.http.routes.meta import kipimo_version
 from service.settings import Settings
@@ -104,16 +108,22 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(storable_url)],  # no NUL in any path or query parameter, on every route
     )
     app.state.ctx = ctx
     app.state.outbox = worker
     app.state.settings = settings
+    app.state.auth_limiter = FailedAuthLimiter.from_settings(settings)  # failed sign-ins per address (429)
+    decode_budget(settings)  # made now, not at the first photo: caps glibc's arenas before a burst can spread them
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.proxy_headers:  # outermost, so the client address and scheme are the real ones for all below
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     for router in (meta.router, standards.router, submissions.csv_router, submissions.router, photos.router,
                    analytics.router, analytics.alerts_router):
         app.include_router(router, prefix=API_PREFIX)
     from service.web import mount_web  # noqa: PLC0415 (the web package may import the app's pieces)
 
     mount_web(app, settings)  # technician app and the dashboard's HTML pages
+    document_errors(app)  # every operation's refusals in /openapi.json
     return app

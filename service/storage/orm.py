@@ -33,6 +33,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CheckResultRow",
+    "DashboardSession",
     "Lot",
     "ModelRow",
     "Node",
@@ -302,6 +303,27 @@ class Outbox(Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DashboardSession(Base):
+    """A browser signed in to the dashboard (``service/core/dashboard_sessions.py``, migration 0006).
+
+    The cookie holds a random session id; this row keeps only its SHA-256, so a copy of the database signs
+    no one in. The session stands for one token and ends at ``ended_at`` (``end_reason``: logout, idle,
+    expired, revoked); an ended row stays, the record of that sign-in.
+    """
+
+    __tablename__ = "dashboard_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("access_tokens.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # idle expiry counts from here
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # absolute expiry, however busy
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+    token: Mapped[AccessToken] = relationship(lazy="joined")
 
 
 # Indexes for the dashboard's aggregates (migration 0002). Declared here, not in the classes above, so the

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qc.bounds import MAX_INT, text_problem
 from qc.errors import Conflict, InvalidInput, NotFound, Problem, StandardInvalid
 from qc.standards import ModelCheck, Standard, Status, parse_stored_standard
 from service.storage.orm import AuditEvent, Lot, ModelRow, Node, PhotoRow, Product, StandardRow, Submission
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 def create_node(session: Session, *, name: str, title: str = "", now: dt.datetime, actor: str = "cli") -> Node:
     if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
         raise InvalidInput(f"invalid node name {name!r}", [Problem("name", "1-64 letters, digits, '-', '_' or '.'")])
+    if reason := text_problem(title):
+        raise InvalidInput("invalid node title", [Problem("title", reason)])
     if find_node(session, name=name) is not None:
         raise Conflict(f"a node named {name!r} already exists")
     node = Node(name=name, title=title, created_at=now)
@@ -266,7 +269,7 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("s"):
+        if not raw.startswith("s") or not raw[1:].isascii() or not raw[1:].isdigit() or int(raw[1:]) > MAX_INT:
             raise ValueError(raw)
         return int(raw[1:])
     except (ValueError, UnicodeDecodeError):

@@ -89,6 +89,10 @@ class PhotoStore:
                 _fsync_dir(self.root)
         return digest
 
+    def discard(self, sha256: str) -> None:
+        """Remove one blob (the caller knows no row references it)."""
+        self.path(sha256).unlink(missing_ok=True)
+
     def iter_blobs(self) -> Iterator[tuple[str, Path]]:
         if not self.root.is_dir():
             return

@@ -175,6 +175,9 @@ def phone(browser) -> Iterator[object]:  # noqa: ANN001
     """A fresh phone-sized browser context (empty storage, no service worker yet)."""
     context = browser.new_context(**PHONE)
     context.set_default_timeout(20_000)
+    # The phone's clock reads the server's frozen now (and then ticks): its records' captured_at must be
+    # plausible to a server that judges them against TEST_NOW (qc.judging).
+    context.clock.install(time=TEST_NOW)
     yield context
     context.close()
 

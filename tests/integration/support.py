@@ -15,6 +15,8 @@ import datetime as dt
 import io
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -86,6 +88,38 @@ def upload(client: Any, token: str, rec: dict[str, Any] | str, photos: dict[str,
     files = [("record", (None, body, "application/json"))]
     files += [(slot, (f"{slot}.jpg", data, "image/jpeg")) for slot, data in photos.items()]
     return client.post("/api/v1/submissions", headers=auth(token), files=files, **kwargs)
+
+
+def passing_answers(standard: Any) -> dict[str, Any]:
+    """An answer to every item of a ``qc.standards.Standard`` that meets the item's own acceptance rule."""
+    answers: dict[str, Any] = {}
+    for item in standard.items:
+        if item.type == "number":
+            low, high = item.min, item.max
+            answers[item.id] = (low + high) / 2 if low is not None and high is not None else (
+                low if low is not None else high if high is not None else 1.0)
+        elif item.type == "boolean":
+            answers[item.id] = item.pass_if if item.pass_if is not None else True
+        elif item.type == "choice":
+            answers[item.id] = item.pass_if[0] if item.pass_if else item.options[0]
+        elif item.type == "date":
+            answers[item.id] = (TEST_NOW.date() - dt.timedelta(days=1)).isoformat()
+        else:
+            answers[item.id] = "LOT-7"
+    return answers
+
+
+@contextmanager
+def received_at(client: Any, when: dt.datetime) -> Iterator[None]:
+    """The block runs with the app's (frozen) clock at ``when``: a record captured weeks ago arrives when it was
+    captured, as from a connected phone, instead of breaching the standard's offline allowance."""
+    clock = client.app.state.ctx.clock
+    before = clock.at
+    clock.at = when
+    try:
+        yield
+    finally:
+        clock.at = before
 
 
 def auth(token: str) -> dict[str, str]:

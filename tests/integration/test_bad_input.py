@@ -233,11 +233,13 @@ def test_a_correction_must_name_an_earlier_record_of_the_same_node(client, seed,
 
 
 def test_an_error_body_lists_the_first_fifty_problems_and_counts_them_all(client, seed, ctx):
-    bad = record(**{f"junk_{i}": i for i in range(600)})
+    bad = record(**{f"junk_{i:07d}": i for i in range(600_000)})  # a 10 MB record
+    assert len(json.dumps(bad)) > 10_000_000
     res = upload(client, seed.tech_a, bad)
     assert res.status_code == 422
     body = res.json()
     assert len(body["problems"]) == 50
-    assert body["problems_total"] == 600
+    assert body["problems_total"] == 600_000
+    assert body["problems"][0]["field"] == "record.junk_0000000"
     assert len(res.content) < 20_000
     _assert_nothing_stored(ctx)

@@ -61,3 +61,33 @@ def test_new_lot_created_by_concurrent_uploads_is_shared(ctx, seed):
 
     with ctx.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Lot)) == 1
+
+
+def test_losing_uploads_of_one_id_with_other_content_leave_no_orphan_photo(ctx, seed):
+    # Each round: THREADS uploads of the same id, each with its own photo; one wins, the others are refused
+    # (409, different content). Whatever the interleaving, the store must hold exactly what rows reference.
+    from service.storage import repository as repo  # noqa: PLC0415
+    from tests.integration.support import stored_blobs  # noqa: PLC0415
+
+    for rnd in range(4):
+        rec = json.dumps(record())
+        photos = [{"top": jpeg(seed=1000 + 10 * rnd + i)} for i in range(THREADS)]
+        calls = [
+            (lambda rec=rec, p=p: _outcome(lambda: record_submission(ctx, record=rec, photos=p, now=TEST_NOW,
+                                                                     node="node-a")))
+            for p in photos
+        ]
+        outcomes = _run_all(calls)
+        assert sorted(o for o in outcomes) == ["conflict"] * (THREADS - 1) + ["created"]
+    with ctx.db.session() as session:
+        assert stored_blobs(ctx) == repo.referenced_blobs(session)
+    assert count_rows(ctx)["submissions"] == 4
+
+
+def _outcome(call):
+    from qc.errors import Conflict  # noqa: PLC0415
+
+    try:
+        return "created" if call().created else "replayed"
+    except Conflict:
+        return "conflict"

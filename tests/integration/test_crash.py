@@ -42,6 +42,8 @@ def _start_server(settings, port: int, log: Path) -> subprocess.Popen:
         "KIPIMO_CHECKLISTS_DIR": str(settings.checklists_dir),
         "KIPIMO_MODELS_DIR": str(settings.models_dir),
         "KIPIMO_VISION": "off",
+        # the server's now is the suite's: records captured just before TEST_NOW are plausible at every instant
+        "KIPIMO_FROZEN_TIME": TEST_NOW.isoformat(),
     }
     cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port),
            "--log-level", "warning"]
@@ -129,7 +131,7 @@ def test_sigkill_during_upload_burst_loses_no_acknowledged_record(settings, seed
             assert hashlib.sha256(ctx.store.read(p.sha256)).hexdigest() == p.sha256
         # Files written for uploads that never committed are orphans; the collector removes exactly those.
         referenced = {p.sha256 for p in photos}
-        before = TEST_NOW.timestamp() - 1  # the server wrote them on the real clock; the test's is frozen
+        before = TEST_NOW.timestamp() - 1  # files get the real clock's mtime; the test's is frozen
         for _, path in ctx.store.iter_blobs():
             os.utime(path, (before, before))
         ctx.store.gc(referenced, now=TEST_NOW, min_age_s=0)

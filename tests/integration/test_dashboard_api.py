@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.clock import TEST_NOW
-from tests.integration.support import TEST_PRODUCT, auth, jpeg, record, upload
+from tests.integration.support import TEST_PRODUCT, auth, jpeg, received_at, record, upload
 
 NOW = TEST_NOW
 PHOTO = {"top": jpeg(64, 48)}
@@ -33,7 +33,8 @@ def send(client: Any, token: str, *, weeks_ago: int, clean: bool = True, diamete
          lot: str = "L-001") -> dict[str, Any]:
     rec = record(captured_at=at(weeks_ago, hour), lot=lot,
                  answers={"diameter": diameter, "clean": clean, "colour": "red"})
-    res = upload(client, token, rec, PHOTO)
+    with received_at(client, monday(weeks_ago) + dt.timedelta(hours=hour, minutes=5)):
+        res = upload(client, token, rec, PHOTO)
     assert res.status_code == 201, res.text
     return res.json()
 

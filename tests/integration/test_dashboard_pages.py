@@ -19,6 +19,7 @@ from tests.clock import TEST_NOW
 from tests.integration.support import TEST_PRODUCT, auth
 
 NOW = TEST_NOW
+ORIGIN = {"Origin": "http://testserver"}  # what a browser sends with a form from the dashboard's own pages
 
 
 @pytest.fixture
@@ -37,7 +38,8 @@ def network(ctx: Any, seed: Any) -> Any:
 
 
 def signed_in(client: Any, token: str) -> Any:
-    res = client.post("/dashboard/login", data={"token": token, "next": "/dashboard"}, follow_redirects=False)
+    res = client.post("/dashboard/login", data={"token": token, "next": "/dashboard"}, headers=ORIGIN,
+                      follow_redirects=False)
     assert res.status_code == 303, res.text
     assert res.headers["location"] == "/dashboard"
     cookie = res.headers["set-cookie"]
@@ -54,16 +56,16 @@ def test_pages_need_a_sign_in_and_send_the_browser_to_the_form(client: Any, seed
 
 
 def test_a_technician_token_does_not_open_the_dashboard(client: Any, seed: Any) -> None:
-    res = client.post("/dashboard/login", data={"token": seed.tech_a}, follow_redirects=False)
+    res = client.post("/dashboard/login", data={"token": seed.tech_a}, headers=ORIGIN, follow_redirects=False)
     assert res.status_code == 401
     assert "a technician token may not open the dashboard (allowed: manager, auditor, admin)" in res.text
     assert client.get("/dashboard", headers=auth(seed.tech_a)).status_code == 403
 
 
 def test_login_refuses_an_unknown_token_and_an_outside_redirect(client: Any, seed: Any) -> None:
-    assert client.post("/dashboard/login", data={"token": "kip_nope"}).status_code == 401
+    assert client.post("/dashboard/login", data={"token": "kip_nope"}, headers=ORIGIN).status_code == 401
     res = client.post("/dashboard/login", data={"token": seed.manager, "next": "https://evil.example/"},
-                      follow_redirects=False)
+                      headers=ORIGIN, follow_redirects=False)
     assert res.headers["location"] == "/dashboard"
 
 
@@ -109,8 +111,9 @@ def test_a_manager_acknowledges_an_alert_from_the_page(client: Any, network: Any
     signed_in(client, network.manager)
     page = client.get("/dashboard/alerts")
     assert f'action="/dashboard/alerts/{alert_id}/acknowledge"' in page.text
-    res = client.post(f"/dashboard/alerts/{alert_id}/acknowledge",
-                      data={"comment": "worn nozzle replaced", "back": "/dashboard/alerts"}, follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    res = client.post(f"/dashboard/alerts/{alert_id}/acknowledge", headers=ORIGIN, follow_redirects=False,
+                      data={"comment": "worn nozzle replaced", "back": "/dashboard/alerts", "csrf": csrf})
     assert res.status_code == 303 and res.headers["location"] == "/dashboard/alerts"
     with ctx.db.session() as session:
         stored = session.get(Alert, alert_id)

@@ -71,7 +71,8 @@ def test_the_document_states_what_was_sent_who_sent_it_and_when(client, seed, ct
         "captured_at": rec["captured_at"],
         "received_at": TEST_NOW.isoformat().replace("+00:00", "Z"),
     }
-    assert [r["status"] for r in document["results"]] == ["pass", "pass", "fail", "not_applicable"]
+    assert [r["status"] for r in document["results"]] == ["pass", "pass", "fail", "not_applicable",
+                                                           "not_applicable"]  # the photo: no gate ran (vision off)
     # The person is the token's holder; the typed name is kept beside it, never in its place.
     assert body["technician"] == "Amina" and body["entered_as"] == "A. Mwangi"
     assert (body["notes"], body["location"], body["corrects"]) == (rec["notes"], rec["location"], rec["corrects"])
@@ -121,7 +122,7 @@ def test_the_document_names_the_model_that_judged_and_the_overlay_shown(make_cli
     document = body["document"]
     assert document["models"] == [{"name": "toy-surface", "version": 1, "sha256": model_sha}]
     assert [(x["check_id"], x["status"], x["model_sha256"]) for x in document["results"]] == [
-        ("smooth", "pass", model_sha)]
+        ("surface", "pass", None), ("smooth", "pass", model_sha)]  # the photo passed the quality gate
     overlay = client.get(body["photos"][0]["overlay_url"], headers=auth(seed.tech_a)).content
     assert document["photos"]["surface"]["overlay_sha256"] == hashlib.sha256(overlay).hexdigest()
     assert _sha(document) == body["record_sha256"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.cli.init import InitReport, publish_shipped_standards, register_shipped_models, shipped_standards
 from service.storage import repository as repo
-from tests.integration.support import auth, jpeg, record, upload
+from tests.integration.support import auth, jpeg, passing_answers, record, upload
 
 
 def test_photo_without_card_gets_every_check_and_a_review_verdict(make_client, seed, ctx, settings):
@@ -12,25 +12,15 @@ def test_photo_without_card_gets_every_check_and_a_review_verdict(make_client, s
     publish_shipped_standards(ctx, shipped_standards(settings.checklists_dir), by="test", report=InitReport())
     with ctx.db.session() as session:
         visor = repo.standard_from_row(repo.current_standard(session, product="face-shield-visor"))
-    answers = {}
-    for item in visor.items:  # an answer that meets every item's own acceptance rule
-        if item.type == "number":
-            answers[item.id] = (item.min + item.max) / 2
-        elif item.type == "boolean":
-            answers[item.id] = item.pass_if if item.pass_if is not None else True
-        elif item.type == "choice":
-            answers[item.id] = item.pass_if[0] if item.pass_if else item.options[0]
-        elif item.type == "date":
-            answers[item.id] = "2026-11-01"
-        else:
-            answers[item.id] = "LOT-7"
+    answers = passing_answers(visor)
     slot = visor.photos[0]
     client = make_client(vision=True)
     r = upload(client, seed.tech_a, record(product="face-shield-visor", answers=answers),
                {slot.id: jpeg(2400, 1800, seed=4)})
     assert r.status_code == 201, r.text
     body = r.json()
-    expected_ids = [i.id for i in visor.items] + [c.id for p in visor.photos for c in p.checks]
+    # every item, then per slot: the photo itself (kind photo, id = the slot's), then its checks
+    expected_ids = [i.id for i in visor.items] + [x for p in visor.photos for x in (p.id, *(c.id for c in p.checks))]
     assert [x["check_id"] for x in body["results"]] == expected_ids
     photo_checks = [x for x in body["results"] if x["kind"] != "item"]
     # No card in the picture: nothing can be measured, so no photo check may pass or fail...

@@ -13,19 +13,20 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BeforeValidator, Field
 
-from qc.errors import InvalidInput, Problem
 from service.core import alerts as alerting
 from service.core import analytics as q
 from service.core import insights
 from service.core.auth import Principal
+from service.core.schemas import ErrorOut, Id, InputModel, UtcDateTime
 from service.http.deps import CanAcknowledgeAlerts, CanReadAnalytics, NowDep, SessionDep, read_analytics
 
 __all__ = ["FiltersDep", "get_analytics", "readable", "router"]
 
-router = APIRouter(prefix="/analytics", tags=["analytics"])
-alerts_router = APIRouter(prefix="/alerts", tags=["alerts"])
+# unknown product, node or lot in a filter: 404 (service.core.alerts, service.core.analytics)
+router = APIRouter(prefix="/analytics", tags=["analytics"], responses={404: {"model": ErrorOut}})
+alerts_router = APIRouter(prefix="/alerts", tags=["alerts"], responses={404: {"model": ErrorOut}})
 
 def get_analytics(request: Request) -> q.Analytics:
     """The app's one ``Analytics`` (query cache), made on first use."""
@@ -43,38 +44,26 @@ def readable(principal: Principal) -> Principal:
     return read_analytics.check(principal)
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
-
-
-def _parse_time(value: str | None, name: str) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} is not a date", [Problem(name, "use YYYY-MM-DD or an ISO 8601 time")]) from None
-    return _utc(parsed)
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value  # an HTML form sends an empty field for "not set"
 
 
 def get_filters(
     product: Annotated[str | None, Query(description="product slug")] = None,
-    version: Annotated[str | None, Query(description="standard version (with product)")] = None,
+    version: Annotated[Id | None, BeforeValidator(_blank_is_none),
+                       Query(description="standard version (with product)")] = None,
     node: Annotated[str | None, Query(description="node name")] = None,
-    since: Annotated[str | None, Query(description="captured at or after (YYYY-MM-DD or ISO 8601); "
-                                                   f"default {q.DEFAULT_WEEKS} weeks before until")] = None,
-    until: Annotated[str | None, Query(description="captured before (YYYY-MM-DD or ISO 8601); "
-                                                   "default the end of today (UTC)")] = None,
+    since: Annotated[UtcDateTime | None, BeforeValidator(_blank_is_none),
+                     Query(description="captured at or after (YYYY-MM-DD or ISO 8601; no zone: UTC); "
+                                       f"default {q.DEFAULT_WEEKS} weeks before until")] = None,
+    until: Annotated[UtcDateTime | None, BeforeValidator(_blank_is_none),
+                     Query(description="captured before (YYYY-MM-DD or ISO 8601; no zone: UTC); "
+                                       "default the end of today (UTC)")] = None,
     check: Annotated[str | None, Query(description="check id (measurements)")] = None,
 ) -> q.Filters:
     """The shared filters; empty values (as an HTML form sends them) mean "not set"."""
-    number = None
-    if version:
-        if not version.isdigit() or int(version) < 1:
-            raise InvalidInput("version must be a whole number", [Problem("version", f"got {version!r}")])
-        number = int(version)
-    return q.Filters(product=product or None, version=number, node=node or None,
-                     since=_parse_time(since, "since"), until=_parse_time(until, "until"), check=check or None)
+    return q.Filters(product=product or None, version=version, node=node or None, since=since, until=until,
+                     check=check or None)
 
 
 FiltersDep = Annotated[q.Filters, Depends(get_filters)]
@@ -114,14 +103,14 @@ def measurements(session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDe
 
 
 @router.get("/lots/{lot_id}", summary="One lot: units, verdicts, failed checks, measured values")
-def lot(lot_id: int, session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep) -> dict[str, Any]:
+def lot(lot_id: Id, session: SessionDep, _reader: CanReadAnalytics, an: AnalyticsDep) -> dict[str, Any]:
     return an.cached(session, ("lot", lot_id), lambda: insights.lot_view(session, lot_id))
 
 
 # --- alerts ---------------------------------------------------------------------------------------
 
 
-class AcknowledgeIn(BaseModel):
+class AcknowledgeIn(InputModel):
     comment: str = Field(min_length=1, max_length=4000, description="what was found or done")
 
 
@@ -140,7 +129,7 @@ def list_alerts(
 
 
 @alerts_router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert with a comment (managers)")
-def acknowledge(alert_id: int, session: SessionDep, principal: CanAcknowledgeAlerts, now: NowDep,
+def acknowledge(alert_id: Id, session: SessionDep, principal: CanAcknowledgeAlerts, now: NowDep,
                 body: Annotated[AcknowledgeIn, Body()]) -> dict[str, Any]:
     return acknowledge_alert(session, principal, alert_id, body.comment, now=now)
 

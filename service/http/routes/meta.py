@@ -21,7 +21,9 @@ def kipimo_version() -> str:
         return "0+unknown"
 
 
-@router.get("/health", response_model=HealthOut, summary="Liveness and database reachability (no token needed)")
+@router.get("/health", response_model=HealthOut,
+            responses={503: {"model": HealthOut, "description": "The database does not answer"}},
+            summary="Liveness and database reachability (no token needed)")
 def health(ctx: ContextDep) -> JSONResponse:
     body = {"status": "ok", "database": ctx.db.backend, "version": kipimo_version()}
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from sqlalchemy import select
@@ -15,9 +17,15 @@ from service.storage.store import is_sha256
 router = APIRouter(tags=["photos"])
 
 _IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+_PHOTO: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The photo's bytes, as uploaded (a hash may also name an overlay PNG)",
+    "content": {media: _BYTES for media in ("image/jpeg", "image/png", "image/webp")}}}
+_OVERLAY: dict[int | str, dict[str, Any]] = {200: {"description": "The overlay PNG", "content": {"image/png": _BYTES}}}
 
 
-@router.get("/photos/{sha256}", response_class=FileResponse, summary="A photo or overlay by content hash")
+@router.get("/photos/{sha256}", response_class=FileResponse, responses=_PHOTO,
+            summary="A photo or overlay by content hash")
 def get_photo(sha256: str, ctx: ContextDep, session: SessionDep, principal: PrincipalDep) -> FileResponse:
     if not is_sha256(sha256):
         raise NotFound(f"no photo {sha256}")
@@ -43,7 +51,7 @@ def _photo(session: SessionDep, principal: PrincipalDep, submission_id: str, slo
     return photo
 
 
-@router.get("/submissions/{submission_id}/photos/{slot}", response_class=FileResponse,
+@router.get("/submissions/{submission_id}/photos/{slot}", response_class=FileResponse, responses=_PHOTO,
             summary="The photo a submission took for one slot")
 def get_slot_photo(submission_id: str, slot: str, ctx: ContextDep, session: SessionDep,
                    principal: PrincipalDep) -> FileResponse:
@@ -51,7 +59,7 @@ def get_slot_photo(submission_id: str, slot: str, ctx: ContextDep, session: Sess
     return FileResponse(ctx.store.path(photo.sha256), media_type=photo.media_type, headers=_IMMUTABLE)
 
 
-@router.get("/submissions/{submission_id}/photos/{slot}/overlay", response_class=FileResponse,
+@router.get("/submissions/{submission_id}/photos/{slot}/overlay", response_class=FileResponse, responses=_OVERLAY,
             summary="The annotated overlay PNG of one photo")
 def get_overlay(submission_id: str, slot: str, ctx: ContextDep, session: SessionDep,
                 principal: PrincipalDep) -> FileResponse:

@@ -15,7 +15,7 @@ from qc.standards import parse_standard
 from service.core.auth import Principal
 from service.core.checklists import load_library
 from service.core.context import ServiceContext
-from service.core.schemas import ErrorOut, StandardDocumentOut, StandardSummaryOut
+from service.core.schemas import ErrorOut, Id, StandardDocumentOut, StandardSummaryOut
 from service.http.deps import CanPublishStandards, ContextDep, PrincipalDep, SessionDep
 from service.storage import repository as repo
 from service.storage.orm import StandardRow
@@ -53,7 +53,7 @@ def current(product: str, session: SessionDep, _principal: PrincipalDep) -> dict
 
 @router.get("/{product}/versions/{version}", response_model=StandardDocumentOut,
             responses={404: {"model": ErrorOut}}, summary="One exact version")
-def one_version(product: str, version: int, session: SessionDep, _principal: PrincipalDep) -> dict[str, Any]:
+def one_version(product: str, version: Id, session: SessionDep, _principal: PrincipalDep) -> dict[str, Any]:
     row = repo.get_standard(session, product=product, version=version)
     if row is None:
         raise NotFound(f"no version {version} of the standard for {product!r}")

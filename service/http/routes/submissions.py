@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -13,11 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from qc.errors import InvalidInput, NotFound, Problem
+from service.core import csv_export
 from service.core.auth import Principal
-from service.core.context import ServiceContext
-from service.core.schemas import ErrorOut, SubmissionOut, SubmissionPageOut
+from service.core.schemas import ErrorOut, SubmissionOut, SubmissionPageOut, UtcDateTime
 from service.core.submissions import record_submission, submission_view
 from service.http.deps import CanExportSubmissions, CanSubmit, ContextDep, NowDep, PrincipalDep, SessionDep
+from service.http.errors import RETRY_AFTER
 from service.http.multipart import read_multipart
 from service.storage import repository as repo
 from service.storage.orm import Submission
@@ -51,7 +49,9 @@ _UPLOAD_DOC = {
     response_model=SubmissionOut,
     responses={200: {"model": SubmissionOut, "description": "identical replay of a stored submission"},
                409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut},
-               422: {"model": ErrorOut}},
+               422: {"model": ErrorOut},
+               503: {"model": ErrorOut, "headers": RETRY_AFTER,
+                     "description": "Busy: the photo decoding budget is full; retry after `Retry-After` seconds"}},
     openapi_extra=_UPLOAD_DOC,
     summary="Record one inspection (multipart: a JSON 'record' part and one file part per photo slot)",
 )
@@ -107,14 +107,11 @@ def get_submission(submission_id: str, session: SessionDep, principal: Principal
 
 def _filter(principal: Principal, product: str | None, node: str | None, lot: str | None,
             verdict: str | None, since: dt.datetime | None, until: dt.datetime | None) -> repo.SubmissionFilter:
+    """``since``/``until`` come as ``UtcDateTime`` parameters: in UTC, within years 1-9999 there."""
     return repo.SubmissionFilter(
-        product=product, node=node, lot=lot, verdict=verdict, since=_utc(since), until=_utc(until),
+        product=product, node=node, lot=lot, verdict=verdict, since=since, until=until,
         visible_node_id=None if principal.reads_all else principal.node_id,
     )
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 Verdict = Literal["pass", "fail", "review"]
@@ -128,8 +125,8 @@ def list_submissions(
     node: str | None = None,
     lot: str | None = None,
     verdict: Verdict | None = None,
-    since: Annotated[dt.datetime | None, Query(description="received at or after (ISO 8601)")] = None,
-    until: Annotated[dt.datetime | None, Query(description="received before (ISO 8601)")] = None,
+    since: Annotated[UtcDateTime | None, Query(description="received at or after (ISO 8601; no zone: UTC)")] = None,
+    until: Annotated[UtcDateTime | None, Query(description="received before (ISO 8601; no zone: UTC)")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
 ) -> dict[str, Any]:
@@ -141,37 +138,14 @@ def list_submissions(
     return {"items": [submission_view(s) for s in page], "next_cursor": next_cursor}
 
 
-CSV_COLUMNS = ["id", "received_at", "captured_at", "node", "product", "standard_version", "standard_sha256",
-               "lot", "unit", "technician", "verdict", "minor_defects", "failed_checks", "record_sha256"]
-
-
-def csv_rows(ctx: ServiceContext, where: repo.SubmissionFilter) -> Iterator[str]:
-    """CSV text in pages, so an export of every record does not sit in memory."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
-    before: int | None = None
-    while True:
-        with ctx.db.session() as session:
-            rows = repo.list_submissions(session, where=where, before_seq=before, limit=PAGE_MAX)
-            for s in rows:
-                failed = ";".join(r.check_id for r in s.results if r.status == "fail")
-                writer.writerow([s.id, s.received_at.isoformat(), s.captured_at.isoformat(), s.node.name,
-                                 s.product.slug, s.standard.version, s.standard.sha256, s.lot.code if s.lot else "",
-                                 s.unit or "", s.technician, s.verdict, s.minor_defects, failed, s.record_sha256])
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-        if len(rows) < PAGE_MAX:
-            return
-        before = rows[-1].seq
-
-
 csv_router = APIRouter(tags=["submissions"])
 
 
 @csv_router.get("/submissions.csv", response_class=StreamingResponse,
-                summary="All matching submissions as CSV (managers, auditors)")
+                summary="All matching submissions as CSV (managers, auditors)",
+                description="Text cells that a spreadsheet would read as a formula begin with `'` (OWASP CSV "
+                            "injection). The file is complete when the response starts: a failure while it is "
+                            "written is an error status, never a truncated 200 (service/core/csv_export.py).")
 def export_csv(
     ctx: ContextDep,
     principal: CanExportSubmissions,
@@ -179,9 +153,11 @@ def export_csv(
     node: str | None = None,
     lot: str | None = None,
     verdict: Verdict | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: Annotated[UtcDateTime | None, Query(description="received at or after (ISO 8601; no zone: UTC)")] = None,
+    until: Annotated[UtcDateTime | None, Query(description="received before (ISO 8601; no zone: UTC)")] = None,
 ) -> StreamingResponse:
     where = _filter(principal, product, node, lot, verdict, since, until)
-    return StreamingResponse(csv_rows(ctx, where), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="submissions.csv"'})
+    file, size = csv_export.export_csv_file(ctx, where)  # all of it, before the status line is sent
+    return StreamingResponse(csv_export.iter_file(file), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="submissions.csv"',
+                                      "Content-Length": str(size)})

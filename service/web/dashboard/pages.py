@@ -29,11 +29,13 @@ QUERY_KEYS = ("product", "version", "node", "since", "until", "check")
 
 @dataclass(frozen=True)
 class Frame:
-    """What the header of a live page shows: who is signed in, the open alerts, the current nav entry."""
+    """What the header of a live page shows: who is signed in, the open alerts, the current nav entry; and the
+    session's CSRF token, which every form that POSTs carries ("" when not signed in by a session)."""
 
     who: str = ""
     open_alerts: int = 0
     active: str = ""
+    csrf: str = ""
 
 
 def pct(x: float | None, digits: int = 1) -> str:

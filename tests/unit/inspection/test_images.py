@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import re
 import struct
 import zlib
 
@@ -12,7 +14,8 @@ import pytest
 from PIL import Image
 
 from inspection import images
-from inspection.images import decode_image, probe_image
+from inspection.budget import MemoryBudget
+from inspection.images import decode_image, decode_photo, probe_image
 from qc.errors import CorruptImage, ImageTooLarge, UnsupportedImageType
 
 
@@ -201,3 +204,116 @@ def test_exif_orientation_is_applied_to_png_and_webp_too(fmt: str) -> None:
     assert out.shape == (200, 120, 3)
     # after a counter-clockwise turn the top-left block sits at the bottom-left
     assert out[195, 5, 2] > 200 and out[195, 5, 0] < 80
+
+
+# --- integrity by decoding, decoded sizes, the memory budget ---------------------------------------
+
+
+def _photo(h: int = 1000, w: int = 1400) -> np.ndarray:
+    """A photo-like picture (smooth light, texture, a red mark at top-left): 1.4 MP by default."""
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:h, 0:w]
+    light = np.stack([x * 200 / w + 30, y * 200 / h + 30, (x + y) * 100 / (w + h) + 60], -1)
+    img = np.clip(light + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    img[: h // 5, : w // 5] = (0, 0, 255)
+    return img
+
+
+@pytest.fixture(scope="module")
+def photo_jpeg() -> bytes:
+    return _encode(_photo(), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90)
+
+
+def test_jpeg_cut_in_half_with_end_marker_appended_is_corrupt(photo_jpeg: bytes) -> None:
+    cut = photo_jpeg[: len(photo_jpeg) // 2] + b"\xff\xd9"  # has an EOI, so a marker search passes it
+    with pytest.raises(CorruptImage, match="truncated"):
+        decode_image(cut)
+    with pytest.raises(CorruptImage):  # also when only a reduced picture is asked for
+        decode_image(cut, reduce=8)
+
+
+def test_jpeg_whose_frame_header_claims_more_than_its_data_is_refused(photo_jpeg: bytes) -> None:
+    lying = bytearray(photo_jpeg)
+    sof = lying.find(b"\xff\xc0")
+    lying[sof + 5 : sof + 9] = struct.pack(">HH", 7071, 7071)  # 1.4 MP of data claiming 50.0 MP
+    assert probe_image(bytes(lying)).pixels == 7071 * 7071  # the header alone believes it
+    budget = MemoryBudget(1 << 30)
+    with pytest.raises(CorruptImage, match="could not be decoded"):
+        decode_photo(bytes(lying), budget=budget)
+    assert budget.in_use == 0  # what the decode reserved is given back on refusal
+
+
+def test_progressive_jpeg_cut_at_a_scan_boundary_is_corrupt() -> None:
+    buf = io.BytesIO()
+    Image.fromarray(_photo(200, 300)[:, :, ::-1]).save(buf, "JPEG", quality=90, progressive=True)
+    data = buf.getvalue()
+    scans = [m.start() for m in re.finditer(rb"\xff\xda", data)]
+    assert len(scans) > 4
+    assert decode_image(data).shape == (200, 300, 3)
+    # libjpeg decodes the first scans alone without a warning: a coarse picture, not a complete one
+    with pytest.raises(CorruptImage, match="scans end before the picture is complete"):
+        decode_image(data[: scans[3]] + b"\xff\xd9")
+
+
+def _png_chunks(w: int, h: int, rows: bytes) -> bytes:
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b""))
+
+
+def test_png_with_well_formed_chunks_but_missing_rows_is_corrupt() -> None:
+    img = _photo(80, 120)
+    raw = b"".join(b"\x00" + img[r, :, ::-1].tobytes() for r in range(80))
+    z = zlib.compress(raw)
+    assert decode_image(_png_chunks(120, 80, z)).shape == (80, 120, 3)
+    with pytest.raises(CorruptImage, match="truncated"):  # the compressed rows cut, then IEND: CRCs all fine
+        decode_image(_png_chunks(120, 80, z[: len(z) // 2]))
+    with pytest.raises(CorruptImage, match="truncated"):  # a complete zlib stream of half the rows
+        decode_image(_png_chunks(120, 80, zlib.compress(raw[: len(raw) // 2])))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_intact_jpeg_decodes_to_opencvs_pixels_upright(orientation: int) -> None:
+    pil = Image.fromarray(_photo(300, 420)[:, :, ::-1])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    data = np.frombuffer(buf.getvalue(), np.uint8)
+    for reduce, flag in ((1, cv2.IMREAD_COLOR), (2, cv2.IMREAD_REDUCED_COLOR_2), (8, cv2.IMREAD_REDUCED_COLOR_8)):
+        expected = cv2.imdecode(data, flag)  # OpenCV: its own libjpeg, its own EXIF handling
+        got = decode_photo(data.tobytes(), reduce=reduce)
+        assert got.image.shape == expected.shape
+        diff = np.abs(got.image.astype(int) - expected)
+        assert diff.max() <= 2 and diff.mean() < 0.05  # two libjpeg builds agree within rounding
+        # the full size, upright: turned for orientations 5..8 (transposed), whatever the reduction
+        assert (got.width, got.height) == ((300, 420) if orientation >= 5 else (420, 300))
+
+
+def test_png_decodes_to_the_same_pixels_and_reports_its_decoded_size() -> None:
+    img = _photo(90, 130)
+    got = decode_photo(_encode(img, ".png"))
+    assert np.array_equal(got.image, img)
+    assert (got.format, got.width, got.height, got.info.pixels) == ("png", 130, 90, 130 * 90)
+
+
+def test_a_decode_holds_its_share_of_the_budget_while_the_pixels_live(photo_jpeg: bytes) -> None:
+    budget = MemoryBudget(1 << 30)
+    photo = decode_photo(photo_jpeg, budget=budget, hold=3.0)
+    assert photo.image.nbytes == 1000 * 1400 * 3
+    assert budget.in_use == 3 * photo.image.nbytes
+    reduced = decode_photo(photo_jpeg, budget=budget, reduce=4)
+    assert budget.in_use == 3 * photo.image.nbytes + reduced.image.nbytes
+    del photo, reduced
+    gc.collect()
+    assert budget.in_use == 0
+
+
+def test_png_bomb_that_does_not_fit_the_budget_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = _png_bomb(4000, 3000)  # 12 MP, 36 MB decoded, inside the pixel limit
+
+    def no_decode(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoder must not run when the budget cannot hold it")
+
+    monkeypatch.setattr(images.cv2, "imdecode", no_decode)
+    with pytest.raises(ImageTooLarge, match="decode budget of 32 MB"):
+        decode_photo(bomb, budget=MemoryBudget(32 * 1024 * 1024))

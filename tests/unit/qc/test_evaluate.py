@@ -57,7 +57,9 @@ def test_everything_in_limits_passes_with_one_result_per_check():
     v = evaluate(STANDARD, GOOD_ANSWERS, {"top": top()})
     assert v.verdict is VerdictKind.PASS
     assert [r.check_id for r in v.results] == [
-        "adhesion", "infill", "material", "warp", "notes", "made", "length", "hole", "surface", "thick"]
+        "adhesion", "infill", "material", "warp", "notes", "made", "top", "length", "hole", "surface", "thick"]
+    # the photo taken is a check of its own (kind photo; no gate ran here); the optional one not taken has none
+    assert [(r.kind, r.status) for r in v.results if r.kind == "photo"] == [("photo", CheckStatus.NOT_APPLICABLE)]
     assert result(v, "thick").status is CheckStatus.NOT_APPLICABLE  # optional photo not taken
     assert result(v, "notes").status is CheckStatus.NOT_APPLICABLE
     assert result(v, "surface").model_sha256 == "ab" * 32
@@ -168,6 +170,28 @@ def test_unusable_photo_makes_its_checks_inconclusive_with_the_retake_message():
         assert r.status is CheckStatus.INCONCLUSIVE
         assert "sharpness 31, needs 80" in r.message
     assert v.verdict is VerdictKind.REVIEW
+
+
+DARK = PhotoQuality((QualityMetric("dark", 1.0, 0.2, "max", False, "too dark — add light; dark 100%, max 20%"),))
+LIT = PhotoQuality((QualityMetric("dark", 0.0, 0.2, "max", True),))
+
+
+def test_the_photo_itself_is_a_check_major_when_required_minor_when_optional():
+    v = evaluate(STANDARD, GOOD_ANSWERS, {"top": top(quality=LIT), "side": PhotoFindings(slot="side", quality=DARK)})
+    photos = {r.slot: r for r in v.results if r.kind == "photo"}
+    assert (photos["top"].status, photos["top"].severity) == (CheckStatus.PASS, "major")
+    assert (photos["side"].status, photos["side"].severity) == (CheckStatus.INCONCLUSIVE, "minor")
+    assert "too dark" in photos["side"].message
+    assert v.verdict is VerdictKind.PASS  # an unusable optional photo does not hold the unit back
+
+
+def test_an_unusable_required_evidence_photo_is_review_or_fail_as_the_slot_says():
+    for rule, verdict in (("review", VerdictKind.REVIEW), ("fail", VerdictKind.FAIL)):
+        std = parse_standard({"product": "gel", "name": "Gel", "version": 1, "photos": [
+            {"id": "gel", "prompt": "Gel", "card": False, "on_unusable": rule}]})
+        v = evaluate(std, {}, {"gel": PhotoFindings(slot="gel", quality=DARK)})
+        assert v.verdict is verdict
+        assert evaluate(std, {}, {"gel": PhotoFindings(slot="gel", quality=LIT)}).verdict is VerdictKind.PASS
 
 
 def test_unmeasurable_feature_is_inconclusive_with_the_reason():
