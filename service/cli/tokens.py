@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -40,17 +41,33 @@ def sign_in_url(token: str, *, base_url: str | None = None, settings: Settings |
     return f"{base_url.rstrip('/')}/app/#token={token}"
 
 
-def write_qr(url: str, png: Path) -> str:
-    """Write ``url`` as a QR code PNG; return the same code as terminal text."""
+def write_qr(url: str, png: Path, *, caption: Sequence[str] = ()) -> str:
+    """Write ``url`` as a QR code PNG with ``caption`` printed under it (who, which node, which server: so a
+    printed card can be handed to the right person); return the code as terminal text. The caption is also
+    kept in the PNG's text chunks (``Title``, ``Description``)."""
     import io  # noqa: PLC0415
 
     import qrcode  # noqa: PLC0415
+    from PIL import Image, ImageDraw, ImageFont, PngImagePlugin  # noqa: PLC0415
 
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)  # ISO/IEC 18004 quiet zone
     qr.add_data(url)
     qr.make(fit=True)
+    code = qr.make_image().get_image().convert("L")
+    font = ImageFont.load_default(size=22)
+    line_h, margin = 30, 24
+    width = max(code.width, 480)
+    card = Image.new("L", (width, code.height + margin + line_h * len(caption) + (margin if caption else 0)), 255)
+    card.paste(code, ((width - code.width) // 2, 0))
+    draw = ImageDraw.Draw(card)
+    for i, line in enumerate(caption):
+        draw.text((margin, code.height + i * line_h), line, fill=0, font=font)
+    info = PngImagePlugin.PngInfo()
+    if caption:
+        info.add_text("Title", caption[0])
+        info.add_text("Description", "\n".join(caption))
     png.parent.mkdir(parents=True, exist_ok=True)
-    qr.make_image().save(str(png))
+    card.save(str(png), pnginfo=info)
     out = io.StringIO()
     qr.print_ascii(out=out, invert=True)
     return out.getvalue()
@@ -85,7 +102,10 @@ def tokens_create(settings: Settings, role: str, node: str | None, name: str, qr
                "it is shown only this once", err=True)
     if qr_png is not None:
         url = sign_in_url(secret, base_url=base_url, settings=settings)
-        click.echo(write_qr(url, qr_png), err=True)
+        server = url.split("/app/#", 1)[0]
+        caption = [f"Kipimo sign-in: {token_name or role}", f"{role}" + (f" at node {node}" if node else ""),
+                   f"server {server}", "Keep it safe: this card signs in as this person."]
+        click.echo(write_qr(url, qr_png, caption=caption), err=True)
         click.echo(f"sign-in link: {url}\nQR code written to {qr_png}", err=True)
 
 

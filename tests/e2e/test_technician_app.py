@@ -506,3 +506,41 @@ def test_server_stopped_then_back_records_sync_without_loss_or_duplicates(
     page.wait_for_timeout(500)
     stored = server.submissions(lot=lot)
     assert sorted(r["unit"] for r in stored) == ["1", "2"]
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "fr-FR", "pt-BR"])  # every language in service/web/app/i18n
+def test_no_screen_shows_null_or_undefined_in_any_language(browser, server: KipimoServer, phone_photo: Path,  # noqa: ANN001
+                                                           locale: str) -> None:
+    from tests.clock import TEST_NOW  # noqa: PLC0415
+
+    assert sorted(p.stem for p in (APP / "i18n").glob("*.json")) == ["en", "fr", "pt"]
+    context = browser.new_context(**{**PHONE, "locale": locale})
+    context.clock.install(time=TEST_NOW)
+    leaked = re.compile(r"null|undefined|\bNaN\b")  # substrings: two missing lines read "nullnull"
+    seen: dict[str, str] = {}
+    try:
+        page = context.new_page()
+
+        def screen(name: str) -> None:
+            seen[name] = page.locator("body").inner_text()
+
+        page.goto(server.sign_in_url())
+        page.wait_for_selector("body[data-ready='1']")
+        screen("products")
+        start_visor(page, lot_id("NL"))
+        screen("photos (empty)")
+        take_photo(page, "front", phone_photo)
+        screen("photos")
+        page.click("#next")
+        screen("checklist")  # a text item and an optional one with no help text, a number item with help
+        answer_visor(page)
+        page.click("#next")
+        screen("review")
+        page.click("#submit")
+        expect(page.locator("#verdict")).to_be_visible()
+        screen("verdict")
+        page.click("a[data-tab=outbox]")
+        screen("outbox")
+    finally:
+        context.close()
+    assert seen and not {name: leaked.findall(text) for name, text in seen.items() if leaked.search(text)}

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from service.cli import cli
 from tests.clock import TEST_NOW
@@ -83,6 +85,15 @@ def test_token_with_qr_encodes_the_sign_in_url_and_works(qc, client, tmp_path):
     token = result.stdout.splitlines()[0]
     decoded = decode_qr(png)
     assert decoded == f"http://10.0.0.5:8000/app/#token={token}"
+    # the printed card says who it is for, where and which server (never the token itself)
+    card = Image.open(png)
+    assert card.text["Title"] == "Kipimo sign-in: Otieno"
+    assert card.text["Description"].splitlines()[1:3] == ["technician at node kisumu", "server http://10.0.0.5:8000"]
+    assert token not in card.text["Description"]
+    grey = np.asarray(card.convert("L"))
+    code_rows = int(np.nonzero((grey < 128).any(axis=1))[0][0])  # the first dark row: the code's top
+    below = grey[grey.shape[0] - 4 * 30 - 24 :]  # the caption's four lines under the code
+    assert code_rows < grey.shape[0] // 2 and (below < 128).sum() > 500, "no caption printed under the code"
     assert client.get("/api/v1/me", headers=auth(token)).json() == {
         "role": "technician", "name": "Otieno", "node": "kisumu"}
     listed = qc("tokens", "list").output

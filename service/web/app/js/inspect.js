@@ -167,7 +167,8 @@ function itemField(item) {
     input = h('textarea', { ...common, rows: 3, value: draft.answers[item.id] ?? '', oninput: (e) => set(e.target.value) });
   }
   const unitLabel = item.unit ? h('span.muted', ` (${item.unit})`) : null;
-  wrap.append(h('label', { htmlFor: id }, labelText, unitLabel), help, acc, input, warn, err);
+  // DOM append() writes null as the text "null": leave out the help and acceptance lines an item lacks
+  wrap.append(...[h('label', { htmlFor: id }, labelText, unitLabel), help, acc, input, warn, err].filter(Boolean));
   return wrap;
 }
 

@@ -27,7 +27,7 @@ function entryRow(e) {
   }
   if (e.status === 'failed') {
     li.append(h('p.error', t('outbox.reason', { reason: e.error || '' })),
-      e.problems && e.problems.length ? h('ul', e.problems.map((p) => h('li', p.field ? `${p.field}: ${p.reason}` : p.reason))) : null,
+      h('ul', (e.problems || []).map((p) => h('li', p.field ? `${p.field}: ${p.reason}` : p.reason))),
       h('div.row',
         h('button.btn.small.secondary', { type: 'button', onclick: async () => { await retry(e.id); } }, t('outbox.retry')),
         h('button.btn.small.danger', { type: 'button', onclick: async () => { if (confirm(t('outbox.confirm_delete'))) await remove(e.id); } }, t('outbox.delete'))));
