@@ -40,7 +40,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.ingest import free_port, phone_jpeg, stop, unique_jpeg, wait_up  # noqa: E402
+from bench.ingest import free_port, phone_jpeg, prepare_kipimo, stop, unique_jpeg, wait_up  # noqa: E402
 
 STANDARD = """\
 product: bomb-part
@@ -83,29 +83,6 @@ def multipart(photo: bytes, filename: str) -> tuple[bytes, str]:
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"top\"; filename=\"{filename}\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode()
     return head + photo + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def prepare(data_dir: Path, database_url: str) -> str:
-    """Migrate, add a node, a technician token and the bench standard; return the token."""
-    from qc.standards import parse_standard
-    from service.core.auth import create_token
-    from service.core.context import open_context
-    from service.settings import Settings
-    from service.storage import repository as repo
-    from service.storage.db import upgrade_database
-
-    settings = Settings(data_dir=data_dir, database_url=database_url)
-    upgrade_database(settings.resolved_database_url)
-    ctx = open_context(settings)
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    try:
-        with ctx.db.write_session() as session:
-            repo.create_node(session, name="bench", now=now)
-            token, _ = create_token(session, actor="bench", role="technician", node="bench", name="bench", now=now)
-            repo.publish_standard(session, standard=parse_standard(STANDARD), by="bench", now=now)
-    finally:
-        ctx.close()
-    return token
 
 
 def rss_bytes(pid: int) -> int:
@@ -164,7 +141,7 @@ def run(work: Path, name: str, budget_mb: int, bomb: bytes, photo: bytes, args: 
     data_dir = work / name
     database_url = f"sqlite:///{data_dir / 'kipimo.sqlite3'}"
     data_dir.mkdir(parents=True)
-    token = prepare(data_dir, database_url)
+    token = prepare_kipimo(data_dir, database_url, STANDARD)
     port = free_port()
     log = work / f"{name}.log"
     env = os.environ | {"KIPIMO_DATA_DIR": str(data_dir), "KIPIMO_DATABASE_URL": database_url,

@@ -142,8 +142,8 @@ def start_floor(port: int, log: Path) -> subprocess.Popen:
     return proc
 
 
-def prepare_kipimo(data_dir: Path, database_url: str) -> str:
-    """Migrate, add a node, a technician token and the bench standard; return the token."""
+def prepare_kipimo(data_dir: Path, database_url: str, standard: str = BENCH_STANDARD) -> str:
+    """Migrate, add a node, a technician token and the bench ``standard`` (YAML); return the token."""
     from qc.standards import parse_standard
     from service.core.auth import create_token
     from service.core.context import open_context
@@ -154,12 +154,12 @@ def prepare_kipimo(data_dir: Path, database_url: str) -> str:
     settings = Settings(data_dir=data_dir, database_url=database_url)
     upgrade_database(settings.resolved_database_url)
     ctx = open_context(settings)
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # published before the records it judges
     try:
         with ctx.db.write_session() as session:
             repo.create_node(session, name="bench", now=now)
             token, _ = create_token(session, actor="bench", role="technician", node="bench", name="bench", now=now)
-            repo.publish_standard(session, standard=parse_standard(BENCH_STANDARD), by="bench", now=now)
+            repo.publish_standard(session, standard=parse_standard(standard), by="bench", now=now)
     finally:
         ctx.close()
     return token
