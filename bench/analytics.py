@@ -76,6 +76,10 @@ def _floor_sql(session: Any, filters: q.Filters, now: dt.datetime) -> dict[str, 
         where, params = q._where(session, r)  # noqa: SLF001
         return q.PARETO_SQL.format(where=where), {**params, "failed": False}
 
+    def decided_fail(r: q.Resolved) -> tuple[str, dict[str, Any]]:  # the Pareto's second query (issue 14 reviews)
+        where, params = q._where(session, r)  # noqa: SLF001
+        return q.DECIDED_FAIL_SQL.format(where=where), params
+
     def measure(r: q.Resolved, check: str) -> tuple[str, dict[str, Any]]:
         where, params = q._where(session, r)  # noqa: SLF001
         return q.MEASURE_SQL.format(week=week, where=where), {**params, "check": check}
@@ -93,13 +97,13 @@ def _floor_sql(session: Any, filters: q.Filters, now: dt.datetime) -> dict[str, 
         # the node's weekly p-chart is judged against the product's network rate: that count is part of the floor
         node_page += [rate(network), days(rr), measure(rr, "length"), measure(rr, "hole")]
     return {
-        "GET /api/v1/analytics/overview": [rate(r_all), pareto(r_all)],
+        "GET /api/v1/analytics/overview": [rate(r_all), pareto(r_all), decided_fail(r_all)],
         "GET /api/v1/analytics/rates?product": [rate(r_p)],
         "GET /api/v1/analytics/p-chart?product": [rate(r_p), days(r_p)],
-        "GET /api/v1/analytics/pareto": [pareto(r_all)],
+        "GET /api/v1/analytics/pareto": [pareto(r_all), decided_fail(r_all), rate(r_all)],  # rate: pending reviews
         "GET /api/v1/analytics/measurements?product": measures,
         "GET /api/v1/analytics/lots/1": lot,
-        "page /dashboard": [rate(r_all), pareto(r_all)],
+        "page /dashboard": [rate(r_all), pareto(r_all), decided_fail(r_all)],
         "page /dashboard/products/P": [rate(r_p), days(r_p), *measures],
         "page /dashboard/nodes/N": node_page,
     }

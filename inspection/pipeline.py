@@ -44,7 +44,8 @@ def inspect_image(image: np.ndarray, slot: str, *, card: bool = True,
                   models: Sequence[LoadedModel] = (), pixels: int | None = None) -> InspectionResult:
     """Inspect a decoded BGR photo for one photo slot (``pixels``: full size if reduced)."""
     det = detect_card(image) if card else None
-    quality = assess_quality(image, det, limits, card=card, pixels=pixels)
+    # judged for this slot's checks: the part's edges when measured, its surface for models
+    quality = assess_quality(image, det, limits, card=card, pixels=pixels, measure=measure, models=bool(models))
     res = InspectionResult(PhotoFindings(slot=slot, quality=quality), image, det)
     extra: dict = {}
     if det is not None and det.found:

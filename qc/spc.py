@@ -7,7 +7,8 @@ Charts (Montgomery, *Introduction to Statistical Quality Control*, ch. 6-7):
   subgroups whose between-subgroup variation the binomial model understates);
 - variables: ``xbar_r_chart``, ``xbar_s_chart``, ``imr_chart``; ``xbar_s_chart`` also takes
   subgroup ``Summary`` values (n, mean, sum of squares: what a database aggregates), of any size
-  from 2 up (its constants come from c4's closed form, not a table).
+  from 2 up (its constants come from c4's closed form, not a table); ``xbar_chart`` judges subgroup
+  means of any size (1 included) against a frozen ``xbar_baseline`` with per-point limits.
 
 Phase I and II: by default the limits come from the data themselves (Phase I,
 optionally leaving out subgroups with an assignable cause via ``exclude``).
@@ -53,6 +54,8 @@ __all__ = [
     "xbar_s_chart",
     "xbar_s_chart_from_summaries",
     "imr_chart",
+    "xbar_baseline",
+    "xbar_chart",
 ]
 
 # d2 and d3 (mean and sd of the range of n standard normals), n = 2..25, to five decimals
@@ -267,36 +270,37 @@ def run_rules(
         if rule in hits:
             hits[rule].append(set(pts))
 
+    # Plain floats, and a rule that is off costs nothing: the alerts judge many small charts after every upload.
+    xs, zs = x.tolist(), z.tolist()
+    lo = None if lcl is None or ucl is None else [float(v) for v in lcl]
+    hi = None if lcl is None or ucl is None else [float(v) for v in ucl]
     for i in range(n):
-        if lcl is not None and ucl is not None:
-            beyond = x[i] > ucl[i] or x[i] < lcl[i]
-        else:
-            beyond = abs(z[i]) > 3
+        beyond = xs[i] > hi[i] or xs[i] < lo[i] if lo is not None and hi is not None else abs(zs[i]) > 3
         if beyond:
             add(1, [i])
-        for side in (1, -1):
-            s = side * z
-            if i >= 8 and all(s[i - 8 : i + 1] > 0):
+        for side in (1, -1) if hits.keys() & {2, 5, 6} else ():
+            s = [side * v for v in zs[max(0, i - 8) : i + 1]]  # s[-1] is point i
+            if 2 in hits and i >= 8 and all(v > 0 for v in s):
                 add(2, range(i - 8, i + 1))
-            if i >= 2:
-                w = [j for j in range(i - 2, i + 1) if s[j] > 2]
+            if 5 in hits and i >= 2:
+                w = [i - 2 + j for j, v in enumerate(s[-3:]) if v > 2]
                 if len(w) >= 2 and i in w:
                     add(5, w)
-            if i >= 4:
-                w = [j for j in range(i - 4, i + 1) if s[j] > 1]
+            if 6 in hits and i >= 4:
+                w = [i - 4 + j for j, v in enumerate(s[-5:]) if v > 1]
                 if len(w) >= 4 and i in w:
                     add(6, w)
-        if i >= 5:
+        if 3 in hits and i >= 5:
             d = np.diff(x[i - 5 : i + 1])
             if all(d > 0) or all(d < 0):
                 add(3, range(i - 5, i + 1))
-        if i >= 13:
+        if 4 in hits and i >= 13:
             d = np.diff(x[i - 13 : i + 1])
             if all(d != 0) and all(d[1:] * d[:-1] < 0):
                 add(4, range(i - 13, i + 1))
-        if i >= 14 and all(abs(z[i - 14 : i + 1]) < 1):
+        if 7 in hits and i >= 14 and all(abs(v) < 1 for v in zs[i - 14 : i + 1]):
             add(7, range(i - 14, i + 1))
-        if i >= 7 and all(abs(z[i - 7 : i + 1]) > 1):
+        if 8 in hits and i >= 7 and all(abs(v) > 1 for v in zs[i - 7 : i + 1]):
             add(8, range(i - 7, i + 1))
 
     out = []
@@ -586,3 +590,35 @@ def imr_chart(values: Sequence[float], *, baseline: Baseline | None = None,
     disp = _chart("mr", mr, mrbar * m1, m1 * k.d3 * sigma, m1 * 0.0, m1 * k.D4 * mrbar, base,
                   max(0, ph - 1), set(rules) & {1})
     return VariablesChart(loc, disp)
+
+
+def xbar_baseline(subgroups: Sequence[Summary]) -> Baseline:
+    """Frozen Phase I parameters for ``xbar_chart``: the pooled mean, the pooled within-subgroup sigma
+    sqrt(sum SS_i / sum (n_i - 1)) (Montgomery eq. 6.31, unbiased for sigma^2) and n0, the measurements they
+    come from."""
+    n = sum(g.n for g in subgroups)
+    dof = sum(g.n - 1 for g in subgroups if g.n > 1)
+    if not n or not dof:
+        raise InvalidInput("a baseline needs subgroups with at least 2 measurements",
+                           [Problem("subgroups", f"{len(subgroups)} subgroups, {n} measurements")])
+    mean = sum(g.n * g.mean for g in subgroups) / n
+    sigma = math.sqrt(sum(g.sumsq for g in subgroups if g.n > 1) / dof)
+    return Baseline("xbar", {"mean": mean, "sigma": sigma, "n0": float(n)}, len(subgroups))
+
+
+def xbar_chart(means: Sequence[float], sizes: Sequence[float], *, baseline: Baseline, limit: float = 3.0,
+               rules: Collection[int] = frozenset({1})) -> ControlChart:
+    """X-bar chart against a frozen baseline (``xbar_baseline``), per-point limits for any subgroup size
+    n_i >= 1: centre +- limit * sigma * sqrt(1 / n_i + 1 / n0). The 1/n0 term is the error of the estimated
+    centre (a prediction limit); the zones of the run rules scale with ``limit`` (rule 5's "2 sigma" is
+    2 limit / 3), so a Bonferroni-widened chart widens all its rules alike. Every point is Phase II."""
+    base = _baseline_of("xbar", baseline)
+    assert base is not None
+    x = np.asarray(means, float)
+    n = np.asarray(sizes, float)
+    if x.ndim != 1 or x.shape != n.shape or not len(x) or (n < 1).any() or not np.isfinite(x).all():
+        raise InvalidInput("cannot draw the X-bar chart", [Problem("sizes", "one size >= 1 per finite mean")])
+    mean, sigma, n0 = base.params["mean"], base.params["sigma"], base.params["n0"]
+    se = sigma * np.sqrt(1 / n + 1 / n0)
+    c = np.full(len(x), mean)
+    return _chart("xbar", x, c, se * limit / 3, c - limit * se, c + limit * se, base, 0, rules, n)

@@ -7,20 +7,20 @@ with the history: three aggregate queries on the covering indexes of migration
 0002 plus one per measured check.
 
 What raises an alert (defect rates are judged against the network's, which every node
-must meet; measurements against the node's own recent history):
+must meet; measurements against the node's own recent history) is decided by the pure rules of
+``qc/alarms.py``, the same functions ``bench/alerts.py`` simulates to state the false-alarm rate;
+this module reads the subgroups and words the messages:
 
-- ``p-above-limit``: the node's weekly defect rate above the upper 3-sigma limit
-  around the network rate (Nelson rule 1, upper side; the p-chart of the dashboard);
-- ``p-run-above``: nine weeks in a row above the network rate (Nelson rule 2);
-- ``funnel-above``: the node's defect rate over the window above the network's
-  99.8 % funnel limit for its volume;
-- ``mean-shift``: a measured dimension's weekly mean, on an individuals chart of
-  the node's own weekly means, beyond the limits set by its earlier weeks in the
-  window (rule 1) or nine weeks on one side (rule 2); the latest ``RECENT_WEEKS``
-  are judged, the weeks before are the baseline.
-
-Small weeks are not signals on their own: a week needs ``MIN_DEFECTS`` defectives
-to break the p-chart's limit.
+- ``p-above-limit``: the node's weekly defect rate above the p-chart's upper limit for that week's size
+  around the network rate (and beyond the exact binomial 3-sigma tail, with ``alarms.MIN_DEFECTS`` defectives);
+- ``p-run-above``: nine weeks in a row above the network rate;
+- ``p-recent-above``: the latest three weeks' defectives improbable under the network rate (binomial tail);
+- ``funnel-above``: the node's defect rate over the window above the network's 99.8 % funnel limit for its
+  volume;
+- ``mean-shift-1`` / ``mean-shift-5``: a measured dimension's weekly mean on an X-bar chart whose limits
+  follow each week's size (a partial week gets wide limits), around a baseline frozen from the node's
+  complete earlier weeks in the window: beyond the limits (rule 1), or two of three weeks far on one side
+  (rule 5); the limits are widened for the number of dimensions a product has.
 
 An alert is one row, keyed by signal and subgroup: evaluating again never
 duplicates it, and while a signal of the same kind is open for the node no
@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from qc import compare, spc
+from qc import alarms, spc
 from qc.bounds import MAX_INT, text_problem
 from qc.errors import InvalidInput, NotFound, Problem
 from service.core import analytics as q
@@ -59,10 +59,7 @@ __all__ = [
     "store_signals",
 ]
 
-ALERT_WEEKS = 12
-RECENT_WEEKS = 4  # mean shifts: the latest weeks judged against the node's earlier weeks in the window
-MIN_BASELINE_WEEKS = 6
-MIN_DEFECTS = 2  # one defective unit in a small week is not a signal
+ALERT_WEEKS = alarms.WINDOW_WEEKS  # the rules and their constants live in qc/alarms.py
 
 
 def _node(session: Session, value: int | str) -> Node:
@@ -105,9 +102,20 @@ def find_signals(session: Session, *, product: int | str, node: int | str, now: 
     base = _network_baseline(session, r_net, fresh=fresh)
     found: list[dict[str, Any]] = []
     found += _rate_signals(session, r_net, r_node, node_name, base.pbar)
+    _note_pending_reviews(session, r_node, found)
     for check in checks:
-        found += _mean_signals(session, r_node, node_name, check)
+        found += _mean_signals(session, r_node, node_name, check, n_dims=len(checks))
     return product_id, node_id, found
+
+
+def _note_pending_reviews(session: Session, r_node: q.Resolved, signals: list[dict[str, Any]]) -> None:
+    """A defect-rate signal says how many of the node's reviews in the window nobody has decided yet (issue 14:
+    they are neither good nor defective, so the rate can still move)."""
+    rate_signals = [s for s in signals if s["check"] is None]
+    pending = sum(c.pending for c in q.node_counts(session, r_node)) if rate_signals else 0
+    for signal in rate_signals if pending else []:
+        signal["message"] += f" {pending} review{'s' if pending != 1 else ''} in these weeks still pending."
+        signal["detail"] = {**signal["detail"], "pending_reviews": pending}
 
 
 @dataclass(frozen=True)
@@ -149,80 +157,76 @@ def _network_baseline(session: Session, r_net: q.Resolved, *, fresh: bool) -> _B
 
 def _rate_signals(session: Session, r_net: q.Resolved, r_node: q.Resolved, node: str,
                   pbar: float) -> list[dict[str, Any]]:
-    mine = next(iter(q.node_counts(session, r_node)), None)
-    out: list[dict[str, Any]] = []
-    if mine is not None and mine.n and pbar > 0:
-        rate, hi = mine.defects / mine.n, compare.funnel_point(pbar, mine.n).upper998
-        if rate > hi:
-            out.append({"kind": "funnel", "rule": "funnel-above", "check": None,
-                        "period": q.week_start(r_net.since.date()),
-                        "message": f"{node}'s defect rate over the last {ALERT_WEEKS} weeks "
-                                   f"({rate:.1%}, {mine.defects}/{mine.n}) is above the network's 99.8 % funnel "
-                                   f"limit ({hi:.1%}) around the network rate {pbar:.1%}.",
-                        "detail": {"rate": rate, "n": mine.n, "defects": mine.defects, "limit": hi, "pbar": pbar}})
-    weekly = {c.week: [c.n, c.defects] for c in q.week_counts(session, r_node)}
+    """The node's weekly defectives against the network rate, judged by ``qc.alarms.rate_signals`` (the rules
+    ``bench/alerts.py`` simulates)."""
+    weekly = {c.week: (c.n, c.defects) for c in q.week_counts(session, r_node)}
     weeks = sorted(weekly)
-    if not weeks or pbar <= 0:  # a network without defects has no limits to leave
-        return out
-    chart = spc.p_chart([weekly[w][1] for w in weeks], [weekly[w][0] for w in weeks],
-                        baseline=spc.Baseline("p", {"pbar": pbar}, ALERT_WEEKS), rules={1, 2})
-    for v in chart.violations:
-        if v.points[-1] != len(weeks) - 1:
-            continue  # only signals that the latest subgroup is part of are news
-        if v.rule == 1 and chart.values[v.points[0]] > chart.ucl[v.points[0]] \
-                and weekly[weeks[v.points[0]]][1] >= MIN_DEFECTS:
-            w, value = weeks[v.points[0]], chart.values[v.points[0]]
-            out.append({"kind": "rule", "rule": "p-above-limit", "check": None, "period": w,
-                        "message": f"{node}'s defect rate in the week of {w} ({value:.1%}, "
-                                   f"{weekly[w][1]}/{weekly[w][0]}) is above the network's upper limit "
-                                   f"({chart.ucl[v.points[0]]:.1%}).",
-                        "detail": {"week": w.isoformat(), "rate": chart.values[v.points[0]],
-                                   "ucl": chart.ucl[v.points[0]], "pbar": pbar}})
-        elif v.rule == 2 and chart.values[v.points[-1]] > pbar:
-            w = weeks[v.points[0]]
-            out.append({"kind": "rule", "rule": "p-run-above", "check": None, "period": w,
+    if not weeks:
+        return []
+    sizes, defects = [weekly[w][0] for w in weeks], [weekly[w][1] for w in weeks]
+    out: list[dict[str, Any]] = []
+    for s in alarms.rate_signals(weeks, defects, sizes, pbar):
+        w = weeks[s.points[0]]
+        counts = f"{s.rate:.1%}, {s.defects}/{s.n}"
+        if s.rule == "funnel-above":
+            out.append({"kind": "funnel", "rule": s.rule, "check": None, "period": q.week_start(r_net.since.date()),
+                        "message": f"{node}'s defect rate over the last {ALERT_WEEKS} weeks ({counts}) is above "
+                                   f"the network's 99.8 % funnel limit ({s.limit:.1%}) around the network rate "
+                                   f"{pbar:.1%}.",
+                        "detail": {"rate": s.rate, "n": s.n, "defects": s.defects, "limit": s.limit, "pbar": pbar}})
+        elif s.rule == "p-above-limit":
+            out.append({"kind": "rule", "rule": s.rule, "check": None, "period": w,
+                        "message": f"{node}'s defect rate in the week of {w} ({counts}) is above the network's "
+                                   f"upper limit ({s.limit:.1%}).",
+                        "detail": {"week": w.isoformat(), "rate": s.rate, "ucl": s.limit, "pbar": pbar,
+                                   "n": s.n, "defects": s.defects}})
+        elif s.rule == "p-run-above":
+            out.append({"kind": "rule", "rule": s.rule, "check": None, "period": w,
                         "message": f"{node}'s defect rate has been above the network rate ({pbar:.1%})"
-                                   f" for {len(v.points)} weeks in a row, since the week of {w}.",
-                        "detail": {"weeks": [weeks[i].isoformat() for i in v.points], "pbar": pbar}})
+                                   f" for {len(s.points)} weeks in a row, since the week of {w}.",
+                        "detail": {"weeks": [weeks[i].isoformat() for i in s.points], "pbar": pbar}})
+        else:  # p-recent-above
+            out.append({"kind": "rule", "rule": s.rule, "check": None, "period": w,
+                        "message": f"{node}'s defect rate since the week of {w} ({counts}) is above what the "
+                                   f"network rate {pbar:.1%} allows at that volume ({s.limit:.1%} or more has a "
+                                   f"binomial tail below {alarms.RECENT_ALPHA:g}).",
+                        "detail": {"weeks": [weeks[i].isoformat() for i in s.points], "rate": s.rate, "n": s.n,
+                                   "defects": s.defects, "limit": s.limit, "pbar": pbar}})
     return out
 
 
 def _mean_signals(session: Session, r_node: q.Resolved, node: str,
-                  check: insights.MeasuredCheck) -> list[dict[str, Any]]:
-    """Individuals chart of the node's weekly means (``qc.spc.imr_chart``), Phase I = the weeks before the
-    latest ``RECENT_WEEKS``: a shift is a change against the node's own history, so a node whose gauge
-    reads a little differently from the others' is not an alert every week."""
+                  check: insights.MeasuredCheck, *, n_dims: int = 1) -> list[dict[str, Any]]:
+    """The node's weekly subgroups of one dimension on the X-bar chart of ``qc.alarms.mean_signals``: limits
+    per week's size around a baseline frozen from the node's own complete earlier weeks (a shift is a change
+    against the node's history, so a node whose gauge reads a little differently is not an alert every week);
+    ``n_dims`` dimensions of the product share the false-alarm budget."""
     mine = q.measurement_subgroups(session, r_node, check.id)
     if not mine:
         return []
-    cut = mine[-1].week - dt.timedelta(weeks=RECENT_WEEKS - 1)
-    k = sum(1 for g in mine if g.week < cut)
-    if k < MIN_BASELINE_WEEKS:
-        return []  # not enough history to know what normal is
-    values = [g.mean for g in mine]
-    if len({round(v, 12) for v in values[:k]}) < 2:
-        return []
-    chart = spc.imr_chart(values, phase_i=k, rules={1, 2}).location
-    centre, lcl, ucl = chart.center[-1], chart.lcl[-1], chart.ucl[-1]
+    weeks = [g.week for g in mine]
+    current = q.week_start((r_node.until - dt.timedelta(days=1)).date())  # the week of now: not complete
+    found = alarms.mean_signals(weeks, [spc.Summary(g.n, g.mean, g.sumsq) for g in mine], n_dims=n_dims,
+                                complete_until=current)
     out = []
-    for v in chart.violations:
-        last = v.points[-1]
-        if last != len(mine) - 1 or last < k:
-            continue  # only news: the latest week, judged against the baseline weeks
-        first = mine[v.points[0]]
-        side = "above" if values[last] > centre else "below"
-        unit = check.unit
+    unit = check.unit
+    for v in found:
+        last, first = mine[v.points[-1]], mine[v.points[0]]
+        side = "above" if last.mean > v.centre else "below"
         if v.rule == 1:
-            what = (f"weekly mean {values[last]:.3f} {unit} in the week of {mine[last].week} is {side} its control "
-                    f"limits ({lcl:.3f}–{ucl:.3f} {unit}, from its {k} weeks before)")
+            what = (f"weekly mean {last.mean:.3f} {unit} in the week of {last.week} ({last.n} measured) is {side} "
+                    f"its control limits for that size ({v.lcl:.3f}–{v.ucl:.3f} {unit}, from its "
+                    f"{v.baseline_weeks} complete weeks before)")
         else:
-            what = (f"weekly mean has stayed {side} its centre line ({centre:.3f} {unit}) for {len(v.points)} weeks, "
-                    f"since the week of {first.week}")
+            what = (f"weekly means of {len(v.points)} of the last 3 weeks, since the week of {first.week}, are "
+                    f"far {side} its centre line ({v.centre:.3f} {unit}, from its {v.baseline_weeks} complete "
+                    f"weeks before)")
         out.append({"kind": "rule", "rule": f"mean-shift-{v.rule}", "check": check.id, "period": first.week,
                     "message": f"{node}: {check.label} {what}.",
                     "detail": {"weeks": [mine[i].week.isoformat() for i in v.points],
-                               "means": [values[i] for i in v.points], "centre": centre, "lcl": lcl, "ucl": ucl,
-                               "baseline_weeks": k}})
+                               "means": [mine[i].mean for i in v.points], "sizes": [mine[i].n for i in v.points],
+                               "centre": v.centre, "sigma": v.sigma, "lcl": v.lcl, "ucl": v.ucl,
+                               "baseline_weeks": v.baseline_weeks}})
     return out
 
 

@@ -7,9 +7,10 @@ dialect-specific integer week index, so the SQL stays the same shape on both
 back ends.
 
 ``Analytics`` adds a cache keyed on the filters and the data version (the
-highest submission ``seq``; records are append-only, so a new record is the
-only way the answer can change). The statistics on top of these numbers live
-in ``service.core.insights``.
+highest submission ``seq`` and the highest review decision id; both tables are
+append-only, so a new record or a new decision is the only way the answer can
+change). Units count by their disposition (``service.core.reviews``). The
+statistics on top of these numbers live in ``service.core.insights``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from qc.errors import InvalidInput, NotFound, Problem
+from service.core.reviews import disposition_sql
 from service.storage.db import Database
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "measurement_values",
     "node_label",
     "node_counts",
+    "decisions_version",
     "product_ids_of",
     "resolve",
     "week_counts",
@@ -82,10 +85,18 @@ class Resolved:
 
 @dataclass(frozen=True)
 class NodeCount:
+    """Units by their disposition (``service.core.reviews``): n inspected, of which ``defects`` fail (automatic
+    or decided) and ``pending`` are reviews nobody has decided yet; the rest pass."""
+
     node_id: int
     n: int
-    defects: int  # verdict fail
-    reviews: int  # verdict review
+    defects: int  # disposition fail
+    pending: int = 0  # verdict review, not decided
+
+    @property
+    def decided(self) -> int:
+        """Units with a known outcome: the denominator of the decided defect rate."""
+        return self.n - self.pending
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,12 @@ class WeekCount:
     node_id: int
     week: dt.date  # Monday
     n: int
-    defects: int
+    defects: int  # disposition fail
+    pending: int = 0  # verdict review, not decided
+
+    @property
+    def decided(self) -> int:
+        return self.n - self.pending
 
 
 @dataclass(frozen=True)
@@ -210,16 +226,20 @@ def _as_date(value: Any) -> dt.date:
 
 # --- the queries ----------------------------------------------------------------------------------
 
+# Units count by their disposition (service.core.reviews.disposition_sql): a review a person decided counts as
+# decided; one nobody decided yet is pending, neither good nor defective. The decision lookup runs for review
+# rows only, one probe of the decisions' (submission_seq, revision) index each.
+_DISPOSITION = disposition_sql("s")
 RATE_SQL = (
     "SELECT s.node_id, COUNT(*) AS n, "
-    "SUM(CASE WHEN s.verdict = 'fail' THEN 1 ELSE 0 END) AS defects, "
-    "SUM(CASE WHEN s.verdict = 'review' THEN 1 ELSE 0 END) AS reviews "
+    f"SUM(CASE WHEN {_DISPOSITION} = 'fail' THEN 1 ELSE 0 END) AS defects, "
+    f"SUM(CASE WHEN {_DISPOSITION} = 'review' THEN 1 ELSE 0 END) AS pending "
     "FROM submissions s WHERE {where} GROUP BY s.node_id"
 )
 
 
 def node_counts(session: Session, r: Resolved) -> list[NodeCount]:
-    """Inspected units, defectives (fail) and reviews per node in the window."""
+    """Inspected units, defectives (disposition fail) and pending reviews per node in the window."""
     where, params = _where(session, r)
     rows = session.execute(text(RATE_SQL.format(where=where)), params)
     return [NodeCount(int(a), int(n), int(d or 0), int(v or 0)) for a, n, d, v in rows]
@@ -227,17 +247,18 @@ def node_counts(session: Session, r: Resolved) -> list[NodeCount]:
 
 WEEK_SQL = (
     "SELECT s.node_id, {week} AS week, COUNT(*) AS n, "
-    "SUM(CASE WHEN s.verdict = 'fail' THEN 1 ELSE 0 END) AS defects "
+    f"SUM(CASE WHEN {_DISPOSITION} = 'fail' THEN 1 ELSE 0 END) AS defects, "
+    f"SUM(CASE WHEN {_DISPOSITION} = 'review' THEN 1 ELSE 0 END) AS pending "
     "FROM submissions s WHERE {where} GROUP BY s.node_id, {week}"
 )
 
 
 def week_counts(session: Session, r: Resolved) -> list[WeekCount]:
-    """Per node and ISO week (UTC): inspected and defective, for the weekly p-charts."""
+    """Per node and ISO week (UTC): inspected, defective (disposition fail) and pending, for the p-charts."""
     where, params = _where(session, r)
     sql = WEEK_SQL.format(week=_week_expr(session, "s.captured_at"), where=where)
     rows = session.execute(text(sql), params)
-    return [WeekCount(int(a), week_of_index(w), int(n), int(d or 0)) for a, w, n, d in rows]
+    return [WeekCount(int(a), week_of_index(w), int(n), int(d or 0), int(v or 0)) for a, w, n, d, v in rows]
 
 
 PARETO_SQL = (
@@ -245,13 +266,28 @@ PARETO_SQL = (
     "JOIN submissions s ON s.seq = c.submission_seq "
     "WHERE c.passed = :failed AND {where} GROUP BY c.check_id"
 )
+# The inconclusive checks of reviews whose latest decision is fail: what the checks could not settle, a person
+# did, so they count as that check's failures. Driven from the (small) decisions table, so the failed-check
+# query above keeps reading its (passed, submission_seq, check_id) index alone.
+DECIDED_FAIL_SQL = (
+    "SELECT c.check_id, COUNT(*) AS n FROM review_decisions d "
+    "JOIN submissions s ON s.seq = d.submission_seq "
+    "JOIN check_results c ON c.submission_seq = d.submission_seq "
+    "WHERE d.decision = 'fail' AND c.status = 'inconclusive' AND d.revision = "
+    "(SELECT MAX(d2.revision) FROM review_decisions d2 WHERE d2.submission_seq = d.submission_seq) "
+    "AND {where} GROUP BY c.check_id"
+)
 
 
 def failure_counts(session: Session, r: Resolved) -> list[tuple[str, int]]:
-    """How often each check failed, most frequent first (the Pareto chart)."""
+    """How often each check failed, most frequent first (the Pareto chart); a review decided fail counts its
+    inconclusive checks (a review decided pass, or still pending, counts none)."""
     where, params = _where(session, r)
-    rows = session.execute(text(PARETO_SQL.format(where=where)), {**params, "failed": False})
-    return sorted(((str(c), int(n)) for c, n in rows), key=lambda t: (-t[1], t[0]))
+    counts: dict[str, int] = {}
+    for sql, extra in ((PARETO_SQL, {"failed": False}), (DECIDED_FAIL_SQL, {})):
+        for check, n in session.execute(text(sql.format(where=where)), {**params, **extra}):
+            counts[str(check)] = counts.get(str(check), 0) + int(n)
+    return sorted(counts.items(), key=lambda t: (-t[1], t[0]))
 
 
 MEASURE_SQL = (
@@ -303,8 +339,13 @@ PRODUCTS_OF_SQL = ("SELECT p.id FROM products p WHERE EXISTS "
 
 
 def data_version(session: Session) -> int:
-    """Highest submission ``seq``: records are append-only, so this changes exactly when the data does."""
+    """Highest submission ``seq``: records are append-only, so this changes exactly when the records do."""
     return int(session.execute(text("SELECT MAX(seq) FROM submissions")).scalar() or 0)
+
+
+def decisions_version(session: Session) -> int:
+    """Highest review decision id: a decision changes a record's disposition without a new record."""
+    return int(session.execute(text("SELECT MAX(id) FROM review_decisions")).scalar() or 0)
 
 
 # --- cache ----------------------------------------------------------------------------------------
@@ -325,7 +366,7 @@ class Analytics:
 
     def cached(self, session: Session, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()`` once per ``key`` and data version (a fresh record makes every answer stale)."""
-        full = (key, data_version(session))
+        full = (key, data_version(session), decisions_version(session))
         with self._lock:
             if full in self._cache:
                 self._cache.move_to_end(full)

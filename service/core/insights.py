@@ -26,6 +26,7 @@ from qc import compare, spc
 from qc.errors import InvalidInput, NotFound, Problem
 from qc.standards import ItemType, Standard
 from service.core import analytics as q
+from service.core.reviews import disposition_sql
 from service.storage import repository as repo
 from service.storage.orm import Lot, Node, Product, UTCDateTime
 
@@ -93,19 +94,42 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _bounds(defects: int, pending: int, inspected: int) -> list[float]:
+    """The defect rate if every pending review passed, and if every one failed."""
+    return [defects / inspected, (defects + pending) / inspected] if inspected else [0.0, 0.0]
+
+
+def _pending_phrase(pending: int) -> str:
+    return f"{pending} review{'s' if pending != 1 else ''} pending"
+
+
 def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
-    """Per-node defect rates with Wilson intervals, the funnel limits, and one reading per outlier."""
-    counts = {r.nodes.get(c.node_id, str(c.node_id)): (c.defects, c.n) for c in q.node_counts(session, r) if c.n}
+    """Per-node decided defect rates with Wilson intervals, the funnel limits, and one reading per outlier.
+
+    Units count by disposition: ``n`` is the decided units (the rate's denominator), ``inspected`` all of them,
+    ``pending`` the reviews nobody decided yet, and ``bounds`` the rate if every pending one passed or failed."""
+    all_counts = {r.nodes.get(c.node_id, str(c.node_id)): c for c in q.node_counts(session, r) if c.n}
+    inspected = sum(c.n for c in all_counts.values())
+    pending = sum(c.pending for c in all_counts.values())
+    defects = sum(c.defects for c in all_counts.values())
+    counts = {name: (c.defects, c.decided) for name, c in all_counts.items() if c.decided}
+    undecided = sorted(name for name, c in all_counts.items() if not c.decided)
     if not counts:
-        return {"network": {"n": 0, "defects": 0, "rate": 0.0}, "nodes": [], "funnel": [], "test": None,
-                "readings": ["No inspections in this period."]}
+        readings = (["No inspections in this period."] if not all_counts else
+                    [f"No unit is decided yet: {_pending_phrase(pending)} of {inspected} inspected; "
+                     "settle them on the review page."])
+        return {"network": {"n": 0, "inspected": inspected, "defects": defects, "pending": pending, "rate": 0.0,
+                            "bounds": _bounds(defects, pending, inspected)},
+                "nodes": [], "funnel": [], "test": None, "readings": readings}
     comparison = compare.compare_nodes(dict(sorted(counts.items())))
     pbar = comparison.network_rate
     nodes: list[dict[str, Any]] = []
     for rate in comparison.nodes:
         status = {"above_998": "above", "below_998": "below", "inside": "within"}.get(rate.funnel, "warning")
         limits = compare.funnel_point(pbar, rate.n)
-        nodes.append({"node": rate.node, "n": rate.n, "defects": rate.defects, "rate": rate.rate,
+        c = all_counts[rate.node]
+        nodes.append({"node": rate.node, "n": rate.n, "inspected": c.n, "pending": c.pending,
+                      "defects": rate.defects, "rate": rate.rate, "bounds": _bounds(c.defects, c.pending, c.n),
                       "ci95": [rate.lower, rate.upper], "z": rate.z, "funnel_position": rate.funnel,
                       "funnel95": [limits.lower95, limits.upper95],
                       "funnel998": [limits.lower998, limits.upper998], "status": status})
@@ -120,11 +144,21 @@ def network_view(session: Session, r: q.Resolved) -> dict[str, Any]:
     readings.sort(key=lambda line: "above" not in line)  # the worrying ones first
     if not readings:
         readings.append(f"All {len(nodes)} nodes are within the funnel limits around the network rate "
-                        f"of {_pct(pbar)}.")
+                        f"of {_pct(pbar)}{' (decided units)' if pending else ''}.")
+    for node in sorted(nodes, key=lambda n: -n["pending"]):
+        if node["pending"]:  # a node drowning in reviews shows it, whatever its decided rate says
+            lo, hi = node["bounds"]
+            readings.append(f"{r.label(node['node'])}: {_pending_phrase(node['pending'])} of {node['inspected']} "
+                            f"inspected; its defect rate is between {_pct(lo)} and {_pct(hi)} until they are "
+                            "decided.")
+    for name in undecided:
+        c = all_counts[name]
+        readings.append(f"{r.label(name)}: none of its {c.n} units is decided yet ({_pending_phrase(c.pending)}).")
     grid = compare.funnel_limits(pbar, max(n["n"] for n in nodes) * 1.15, points=40,
                                  min_n=max(1.0, min(n["n"] for n in nodes) / 2))
     test = comparison.test
-    return {"network": {"n": comparison.total_n, "defects": comparison.total_defects, "rate": pbar},
+    return {"network": {"n": comparison.total_n, "inspected": inspected, "defects": defects, "pending": pending,
+                        "rate": pbar, "bounds": _bounds(defects, pending, inspected)},
             "nodes": nodes, "funnel": [p.__dict__ for p in grid],
             "test": test.__dict__ if test else None, "readings": readings}
 
@@ -136,31 +170,41 @@ def _weeks(r: q.Resolved) -> list[dt.date]:
 
 
 def p_chart_view(session: Session, r: q.Resolved) -> dict[str, Any]:
-    """Weekly p-chart per node, judged against the network rate (Phase II: the network is the standard)."""
-    weekly: dict[int, dict[dt.date, list[int]]] = defaultdict(dict)
+    """Weekly p-chart per node, judged against the network rate (Phase II: the network is the standard).
+
+    Each week's size is its decided units (pending reviews are neither good nor defective yet); ``pending``
+    says how many of the week's units wait for a decision, and a reading names them."""
+    weekly: dict[int, dict[dt.date, q.WeekCount]] = defaultdict(dict)
     for c in q.week_counts(session, r):
-        weekly[c.node_id][c.week] = [c.n, c.defects]
-    # The reference is the whole network's rate, also when the view is narrowed to one node.
+        weekly[c.node_id][c.week] = c
+    # The reference is the whole network's decided rate, also when the view is narrowed to one node.
     totals = q.node_counts(session, replace(r, node_id=None))
-    total_n = sum(c.n for c in totals)
+    total_n = sum(c.decided for c in totals)
     pbar = sum(c.defects for c in totals) / total_n if total_n else 0.0
     base = spc.Baseline("p", {"pbar": pbar}, len(_weeks(r)))
-    charts, readings = [], []
+    charts, readings, waiting = [], [], []
     for node_id in sorted(weekly, key=lambda i: r.nodes.get(i, "")):
-        weeks = sorted(w for w, v in weekly[node_id].items() if v[0] > 0)
-        sizes = [weekly[node_id][w][0] for w in weeks]
-        defects = [weekly[node_id][w][1] for w in weeks]
+        weeks = sorted(w for w, v in weekly[node_id].items() if v.decided > 0)
+        sizes = [weekly[node_id][w].decided for w in weeks]
+        defects = [weekly[node_id][w].defects for w in weeks]
+        pending = sum(v.pending for v in weekly[node_id].values())
         name = r.nodes.get(node_id, str(node_id))
+        if pending:
+            waiting.append(f"{r.label(name)}: {_pending_phrase(pending)}, not on its chart until decided.")
+        if not weeks:
+            continue
         chart = spc.p_chart(defects, sizes, baseline=base, rules=CHART_RULES)
         reading = _p_reading(r.label(name), chart)
         if reading:
             readings.append(reading)
         charts.append({"node": name, "weeks": [w.isoformat() for w in weeks], "sizes": sizes,
-                       "defects": defects, "chart": chart.to_dict(), "reading": reading})
+                       "defects": defects, "pending": [weekly[node_id][w].pending for w in weeks],
+                       "pending_total": pending, "chart": chart.to_dict(), "reading": reading})
     if not readings and charts:
         readings.append(f"Every node's weekly defect rate stays within the limits around the network rate "
-                        f"({_pct(pbar)}).")
-    return {"pbar": pbar, "nodes": charts, "readings": readings}
+                        f"({_pct(pbar)}){' among decided units' if waiting else ''}.")
+    return {"pbar": pbar, "pending": sum(c.pending for c in totals if r.node_id in (None, c.node_id)),
+            "nodes": charts, "readings": readings + waiting}
 
 
 def _p_reading(who: str, chart: spc.ControlChart) -> str | None:
@@ -181,17 +225,24 @@ def _p_reading(who: str, chart: spc.ControlChart) -> str | None:
     return None
 
 
-def pareto_view(session: Session, r: q.Resolved) -> dict[str, Any]:
+def pareto_view(session: Session, r: q.Resolved, *, pending: int | None = None) -> dict[str, Any]:
+    """Failed checks by frequency (inconclusive checks of reviews decided fail count); pending reviews counted
+    beside them, since their checks are neither failures nor passes yet (``pending``: already counted, e.g. by
+    ``network_view`` for the same window)."""
     bars = compare.pareto(dict(q.failure_counts(session, r)))
     rows: list[dict[str, Any]] = [{"check": b.label, "count": b.count, "share": b.share,
                                    "cumulative": b.cumulative_share} for b in bars]
+    if pending is None:
+        pending = sum(c.pending for c in q.node_counts(session, r))
     if rows:
         vital = [row["check"] for row in rows if row["cumulative"] - row["share"] < 0.8 - 1e-9]
         reading = (f"{len(vital)} of {len(rows)} checks cause 80 % of the failures: {', '.join(vital[:4])}"
                    f"{'…' if len(vital) > 4 else ''}.")
     else:
         reading = "No failed checks in this period."
-    return {"total": sum(b.count for b in bars), "checks": rows, "reading": reading}
+    if pending:
+        reading += f" {_pending_phrase(pending).capitalize()}, not counted until decided."
+    return {"total": sum(b.count for b in bars), "pending": pending, "checks": rows, "reading": reading}
 
 
 def measurement_view(session: Session, r: q.Resolved, check: MeasuredCheck) -> dict[str, Any]:
@@ -277,7 +328,9 @@ def overview(an: q.Analytics, session: Session, filters: q.Filters, *, now: dt.d
 
     def compute() -> dict[str, Any]:
         r = q.resolve(session, f, now=now)
-        return {"filters": filters_view(r), "network": network_view(session, r), "pareto": pareto_view(session, r)}
+        network = network_view(session, r)
+        return {"filters": filters_view(r), "network": network,
+                "pareto": pareto_view(session, r, pending=network["network"]["pending"])}
 
     return an.cached(session, _key("overview", f), compute)
 
@@ -332,7 +385,8 @@ def filters_view(r: q.Resolved) -> dict[str, Any]:
 
 
 LOT_UNITS_SQL = (
-    "SELECT s.seq, s.id, s.unit, s.captured_at, s.verdict, s.technician, st.version FROM submissions s "
+    "SELECT s.seq, s.id, s.unit, s.captured_at, s.verdict, s.technician, st.version, "
+    f"{disposition_sql('s')} AS disposition FROM submissions s "
     "JOIN standards st ON st.id = s.standard_id WHERE s.lot_id = :lot ORDER BY s.captured_at, s.seq LIMIT :limit"
 )
 LOT_RESULTS_SQL = (
@@ -365,22 +419,36 @@ def lot_view(session: Session, lot_id: int, *, limit: int = 1000) -> dict[str, A
         if check_id in checks and value is not None:
             values[check_id].append(float(value))
     units = [{"id": sid, "unit": unit, "captured_at": at.isoformat(), "verdict": verdict, "technician": tech,
-              "standard_version": int(version), "failed": failed.get(int(seq), [])}
-             for seq, sid, unit, at, verdict, tech, version in rows]
+              "standard_version": int(version), "disposition": str(disp), "failed": failed.get(int(seq), [])}
+             for seq, sid, unit, at, verdict, tech, version, disp in rows]
     n = len(units)
-    defects = sum(1 for u in units if u["verdict"] == "fail")
+    defects = sum(1 for u in units if u["disposition"] == "fail")
+    pending = sum(1 for u in units if u["disposition"] == "review")
     series = []
     for cid, vals in values.items():
         c = checks[cid]
         chart = spc.imr_chart(vals, rules=CHART_RULES).location.to_dict() if len(vals) >= 2 else None
         outside = sum(1 for v in vals if (c.lsl is not None and v < c.lsl) or (c.usl is not None and v > c.usl))
         series.append({"check": c.__dict__, "values": vals, "chart": chart, "outside_spec": outside})
-    reading = (f"Lot {lot.code}: {defects} of {n} units failed ({_pct(defects / n)})." if defects
-               else f"Lot {lot.code}: all {n} units passed." if n else f"Lot {lot.code} has no inspections yet.")
     return {"lot": {"id": lot.id, "code": lot.code, "node": node.name, "product": product.slug,
                     "created_at": lot.created_at.isoformat()},
-            "n": n, "defects": defects, "reviews": sum(1 for u in units if u["verdict"] == "review"),
-            "units": units, "measurements": series, "reading": reading}
+            "n": n, "defects": defects, "reviews": pending, "pending": pending,
+            "units": units, "measurements": series, "reading": _lot_reading(lot.code, n, defects, pending)}
+
+
+def _lot_reading(code: str, n: int, defects: int, pending: int) -> str:
+    """Units by disposition; never "all passed" while a review is pending."""
+    if not n:
+        return f"Lot {code} has no inspections yet."
+    waiting = f"{pending} review{'s' if pending != 1 else ''} waiting for a decision"
+    if defects:
+        text = f"Lot {code}: {defects} of {n} units failed ({_pct(defects / n)})"
+        return f"{text}; {waiting}." if pending else f"{text}."
+    if pending:
+        passed = n - pending
+        return (f"Lot {code}: {passed} of {n} units passed; {waiting}." if passed
+                else f"Lot {code}: none of its {n} units is decided yet; {waiting}.")
+    return f"Lot {code}: all {n} units passed."
 
 
 def recent_lots(session: Session, *, node_id: int | None = None, product_id: int | None = None,

@@ -18,7 +18,7 @@ from service.core.outbox import OutboxWorker
 from service.http.deps import storable_url
 from service.http.errors import document_errors, error_body, install_error_handlers
 from service.http.ratelimit import FailedAuthLimiter
-from service.http.routes import analytics, meta, photos, standards, submissions
+from service.http.routes import analytics, meta, photos, reviews, standards, submissions
 from service.http.routes.meta import kipimo_version
 from service.settings import Settings
 
@@ -120,7 +120,7 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     if settings.proxy_headers:  # outermost, so the client address and scheme are the real ones for all below
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     for router in (meta.router, standards.router, submissions.csv_router, submissions.router, photos.router,
-                   analytics.router, analytics.alerts_router):
+                   analytics.router, analytics.alerts_router, reviews.router):
         app.include_router(router, prefix=API_PREFIX)
     from service.web import mount_web  # noqa: PLC0415 (the web package may import the app's pieces)
 

@@ -25,6 +25,7 @@ __all__ = [
     "READERS",
     "Allowed",
     "CanAcknowledgeAlerts",
+    "CanDecideReviews",
     "CanExportSubmissions",
     "CanPublishStandards",
     "CanReadAnalytics",
@@ -131,6 +132,7 @@ acknowledge_alerts = Allowed(Role.MANAGER, Role.ADMIN, action="acknowledge alert
 submit = Allowed(Role.TECHNICIAN, action="submit inspection records")
 export_submissions = Allowed(*READERS, action="export submissions")
 publish_standards = Allowed(Role.MANAGER, action="publish standards")
+decide_reviews = Allowed(Role.MANAGER, Role.ADMIN, action="decide reviews")
 
 
 def _gate(allowed: Allowed) -> Any:
@@ -144,3 +146,4 @@ CanAcknowledgeAlerts = Annotated[Principal, _gate(acknowledge_alerts)]
 CanSubmit = Annotated[Principal, _gate(submit)]
 CanExportSubmissions = Annotated[Principal, _gate(export_submissions)]
 CanPublishStandards = Annotated[Principal, _gate(publish_standards)]
+CanDecideReviews = Annotated[Principal, _gate(decide_reviews)]

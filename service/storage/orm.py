@@ -40,6 +40,7 @@ __all__ = [
     "Outbox",
     "PhotoRow",
     "Product",
+    "ReviewDecision",
     "StandardRow",
     "Submission",
     "UTCDateTime",
@@ -234,6 +235,27 @@ class CheckResultRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType)  # CheckResult.to_dict(), as hashed
 
     submission: Mapped[Submission] = relationship(back_populates="results")
+
+
+class ReviewDecision(Base):
+    """A person's decision on a ``review`` record (``service/core/reviews.py``, migration 0007): pass or fail, why,
+    who and when. Append-only like the record it references, which keeps its automatic verdict: a later decision
+    on the same record is a new row with the next ``revision`` (the highest is the disposition; all are kept).
+    ``document`` is exactly what ``sha256`` covers (RFC 8785), naming the original's ``record_sha256``."""
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (UniqueConstraint("submission_seq", "revision", name="uq_review_decisions_submission_revision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_seq: Mapped[int] = mapped_column(ForeignKey("submissions.seq"))
+    revision: Mapped[int] = mapped_column(Integer)  # 1 for the first decision; each later one supersedes
+    decision: Mapped[str] = mapped_column(String(16))  # pass | fail
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(200))  # the token holder's name
+    role: Mapped[str] = mapped_column(String(16))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("access_tokens.id"), nullable=True)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class AuditEvent(Base):

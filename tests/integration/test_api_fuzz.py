@@ -153,6 +153,8 @@ def _known_case(operation: Any, known: dict[str, Any], token: str | None) -> Non
     kwargs: dict[str, Any] = {}
     if operation.path.endswith("/acknowledge"):
         case = operation.Case(path_parameters=path, body={"comment": "nozzle replaced"})
+    elif operation.path.endswith("/decision"):  # the known record passed: 409 for those who may decide
+        case = operation.Case(path_parameters=path, body={"decision": "fail", "reason": "burr on the edge"})
     elif operation.label == "POST /api/v1/standards":
         document = yaml.safe_load(TEST_STANDARD) | {"version": known["next_version"]}
         known["next_version"] += 1
@@ -209,6 +211,8 @@ DOCUMENTED = {
        for chart in ("overview", "rates", "p-chart", "pareto", "measurements", "lots/{lot_id}")},
     "GET /api/v1/alerts": {200, 403, 404} | TOKEN,
     "POST /api/v1/alerts/{alert_id}/acknowledge": {200, 400, 403, 404, 413} | TOKEN,
+    "GET /api/v1/reviews": {200} | TOKEN,
+    "POST /api/v1/reviews/{submission_id}/decision": {201, 400, 403, 404, 409, 413} | TOKEN,
 }
 
 

@@ -175,8 +175,6 @@ def test_the_shifted_node_alone_gets_rate_and_mean_shift_alerts(network: Any, ct
             assert evaluate_alerts(session, product=TEST_PRODUCT, node=node, now=NOW, fresh=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: the mean-shift rule puts a partial current week's mean on an "
-                                       "individuals chart of full weeks; the steady node then alarms")
 def test_a_partial_current_week_raises_no_alert_for_the_steady_node(ctx: Any, seed: Any) -> None:
     from qc.standards import parse_standard  # noqa: PLC0415
     from tests.integration.support import TEST_STANDARD  # noqa: PLC0415

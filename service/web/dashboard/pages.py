@@ -36,6 +36,7 @@ class Frame:
     open_alerts: int = 0
     active: str = ""
     csrf: str = ""
+    pending_reviews: int = 0  # records sent to review that nobody has decided yet (the Reviews entry's count)
 
 
 def pct(x: float | None, digits: int = 1) -> str:

@@ -1,7 +1,8 @@
 """The quality manager's dashboard: server-rendered HTML pages with inline SVG charts (no script).
 
 Pages: ``/dashboard`` (the network at a glance), ``/dashboard/products/{slug}``,
-``/dashboard/nodes/{name}``, ``/dashboard/lots/{id}``, ``/dashboard/alerts``.
+``/dashboard/nodes/{name}``, ``/dashboard/lots/{id}``, ``/dashboard/alerts``, ``/dashboard/reviews`` (records sent to
+review, with their photos and overlays; managers and admins settle them there).
 
 Sign-in: managers, auditors and admins paste their bearer token into ``/dashboard/login``. That opens a
 server-side session (``service/core/dashboard_sessions.py``: 30 minutes idle, 12 h at most, ended by
@@ -25,7 +26,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,10 +34,12 @@ from qc.errors import AuthenticationFailed, KipimoError, NotFound, PermissionDen
 from service.core import alerts as alerting
 from service.core import analytics as q
 from service.core import insights
+from service.core import reviews as reviewing
 from service.core.auth import Principal
 from service.core.dashboard_sessions import SignedIn, csrf_matches, end_session, resume_session, start_session
-from service.http.deps import READERS, Allowed, SessionDep, acknowledge_alerts, authenticate_counted
+from service.http.deps import READERS, Allowed, SessionDep, acknowledge_alerts, authenticate_counted, decide_reviews
 from service.http.routes.analytics import FiltersDep, acknowledge_alert, get_analytics
+from service.storage import repository as repo
 from service.storage.orm import Node, Product
 from service.web.dashboard import pages
 
@@ -168,7 +171,7 @@ def _frame(session: Session, visitor: Visitor, active: str = "") -> pages.Frame:
     open_count = len(alerting.list_alerts(session, status="open", limit=500))
     who = visitor.principal
     return pages.Frame(who=f"{who.name} ({who.role.value})", open_alerts=open_count, active=active,
-                       csrf=visitor.csrf)
+                       csrf=visitor.csrf, pending_reviews=reviewing.pending_count(session))
 
 
 def _alerts(session: Session, **kw: Any) -> list[dict[str, Any]]:
@@ -290,6 +293,64 @@ def acknowledge(request: Request, alert_id: int, session: SessionDep, comment: A
         raise _Redirect(_safe_next(back))
 
     return render(request)
+
+
+# --- reviews --------------------------------------------------------------------------------------
+
+
+@router.get("/reviews", response_class=HTMLResponse)
+def reviews_page(request: Request, session: SessionDep, status: str = "pending", node: str = "",
+                 product: str = "") -> Response:
+    @page
+    def render(request: Request) -> str:
+        visitor = _visitor(request)
+        shown: reviewing.ReviewStatus = "decided" if status == "decided" else "all" if status == "all" else "pending"
+        where = reviewing.ReviewFilter(status=shown, node=node or None, product=product or None)
+        items, more = reviewing.list_reviews(session, where=where, limit=REVIEW_PAGE)
+        products, nodes = _names(session)
+        return pages.render("reviews.html", frame=_frame(session, visitor, "reviews"), items=items, status=shown,
+                            node=node, product=product, products=products, nodes=nodes, more=more is not None,
+                            can_decide=decide_reviews.allows(visitor.principal))
+
+    return render(request)
+
+
+REVIEW_PAGE = 100
+
+
+@router.post("/reviews/{submission_id}/decision", response_class=HTMLResponse)
+def decide_review(request: Request, submission_id: str, decision: Annotated[str, Form()] = "",
+                  reason: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "/dashboard/reviews",
+                  csrf: Annotated[str, Form()] = "") -> Response:
+    @page
+    def render(request: Request) -> str:
+        visitor = _visitor(request)
+        _from_this_dashboard(request, visitor, csrf)
+        principal = decide_reviews.check(visitor.principal)
+        reviewing.decide_review(request.app.state.ctx, submission_id=submission_id, decision=decision,
+                                reason=reason, principal=principal, now=_now(request))  # checks the form's text
+        raise _Redirect(_safe_next(back))
+
+    return render(request)
+
+
+@router.get("/reviews/{submission_id}/photos/{slot}")
+def review_photo(request: Request, submission_id: str, slot: str, session: SessionDep,
+                 overlay: bool = False) -> Response:
+    """A record's photo (or its overlay) for the review page: the API's photo rule, by dashboard sign-in."""
+    try:
+        visitor = _visitor(request)
+    except (_SignIn, PermissionDenied):
+        return Response(status_code=403, headers=HEADERS)
+    sub = repo.get_submission(session, id=submission_id)
+    photo = next((p for p in sub.photos if p.slot == slot), None) if sub is not None \
+        and visitor.principal.may_see_node(sub.node_id) else None
+    sha = (photo.overlay_sha256 if overlay else photo.sha256) if photo is not None else None
+    store = request.app.state.ctx.store
+    if photo is None or not sha or not store.exists(sha):
+        return Response(status_code=404, headers=HEADERS)
+    return FileResponse(store.path(sha), media_type="image/png" if overlay else photo.media_type,
+                        headers={**HEADERS, "Cache-Control": "private, max-age=3600"})
 
 
 # --- sign-in, sign-out and assets -----------------------------------------------------------------
