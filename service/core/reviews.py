@@ -30,7 +30,7 @@ from qc.records import canonical_json, sha256_hex
 from service.core.auth import Principal
 from service.core.context import ServiceContext
 from service.storage import repository as repo
-from service.storage.orm import Lot, Node, Product, ReviewDecision, Submission
+from service.storage.orm import Lot, ReviewDecision, Submission
 
 __all__ = [
     "DECISION_SCHEMA",
@@ -177,19 +177,13 @@ def list_reviews(session: Session, *, where: ReviewFilter, before_seq: int | Non
                  limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
     """Review records, newest first, with their decisions; and the seq to continue from (None: last page)."""
     decided = exists().where(ReviewDecision.submission_seq == Submission.seq)
-    query = select(Submission).where(Submission.verdict == "review").order_by(Submission.seq.desc())
+    query = repo.submissions_query(repo.SubmissionFilter(
+        product=where.product, node=where.node, verdict="review", visible_node_id=where.visible_node_id,
+    ), before_seq=before_seq)
     if where.status == "pending":
         query = query.where(~decided)
     elif where.status == "decided":
         query = query.where(decided)
-    if where.product is not None:
-        query = query.join(Product, Submission.product_id == Product.id).where(Product.slug == where.product)
-    if where.node is not None:
-        query = query.join(Node, Submission.node_id == Node.id).where(Node.name == where.node)
-    if where.visible_node_id is not None:
-        query = query.where(Submission.node_id == where.visible_node_id)
-    if before_seq is not None:
-        query = query.where(Submission.seq < before_seq)
     rows = session.scalars(query.limit(limit + 1)).unique().all()
     page = rows[:limit]
     decisions = _decisions(session, [s.seq for s in page])

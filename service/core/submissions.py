@@ -322,7 +322,8 @@ def _resolve_standard(ctx: ServiceContext, session: Session, rec: RecordIn, *,
         known = sorted({r.product.slug for r in repo.list_standards(session)})
         raise InvalidInput("the record names no usable standard", [
             Problem("record.product", f"unknown product; known: {', '.join(known) or 'none published'}")])
-    current = repo.current_standard(session, product=rec.product)
+    released = [r for r in rows.values() if r.status == Status.RELEASED.value]
+    current = max(released, key=lambda r: r.version, default=None)  # what repo.current_standard picks
     offline = repo.standard_from_row(current).offline if current is not None else Offline()
     captured_at = rec.captured_at or now
     check_captured_at(captured_at, now=now, skew=dt.timedelta(seconds=ctx.settings.clock_skew_s), offline=offline)

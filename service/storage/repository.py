@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from qc.bounds import MAX_INT, text_problem
@@ -280,6 +280,14 @@ def list_submissions(
     session: Session, *, where: SubmissionFilter, before_seq: int | None = None, limit: int | None = None
 ) -> Sequence[Submission]:
     """Newest first; ``before_seq`` continues a page (cursor paging on the insertion order)."""
+    query = submissions_query(where, before_seq=before_seq)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.scalars(query).unique().all()
+
+
+def submissions_query(where: SubmissionFilter, *, before_seq: int | None = None) -> Select[Submission]:
+    """The filtered, newest-first query behind ``list_submissions`` (the review queue narrows it further)."""
     query = select(Submission).order_by(Submission.seq.desc())
     if where.product is not None:
         query = query.join(Product, Submission.product_id == Product.id).where(Product.slug == where.product)
@@ -297,9 +305,7 @@ def list_submissions(
         query = query.where(Submission.node_id == where.visible_node_id)
     if before_seq is not None:
         query = query.where(Submission.seq < before_seq)
-    if limit is not None:
-        query = query.limit(limit)
-    return session.scalars(query).unique().all()
+    return query
 
 
 def photo_visible(session: Session, *, sha256: str, node_id: int | None) -> bool:
